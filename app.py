@@ -1,0 +1,21 @@
+"""Compression Lab: `streamlit run app.py`.
+
+The entry point only sets up navigation; each page lives in pages/. Nothing heavy is imported
+here (no torch): models run in the background worker, which is started when none is alive.
+"""
+
+import streamlit as st
+
+from pages.ui import start_background_work
+
+st.set_page_config(page_title="Compression Lab", page_icon=":material/compress:", layout="wide")
+
+start_background_work()
+
+page = st.navigation([
+    st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
+    st.Page("pages/models.py", title="Models", icon=":material/model_training:"),
+    st.Page("pages/jobs.py", title="Jobs", icon=":material/pending_actions:"),
+    st.Page("pages/results.py", title="Results", icon=":material/scatter_plot:"),
+])
+page.run()

@@ -1,0 +1,81 @@
+"""Latency measurement: several models timed interleaved in one process, so ratios are paired.
+
+For each batch size, every model gets `warmup` untimed runs, then the timed runs alternate
+between models (A B, B A, A B, ...) so that drift in machine load hits them alike.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass
+class Timed:
+    """A model to time: the module, the device it runs on, and its runtime label."""
+
+    model: object
+    device: str
+    runtime: str = "eager"  # eager | compiled
+
+
+def fixed_batch(tokenizer, texts: list[str], batch_size: int, seq_len: int, device: str) -> dict:
+    """A [batch_size, seq_len] input from real texts, padded/truncated to exactly seq_len."""
+    chosen = [texts[i % len(texts)] for i in range(batch_size)]
+    return dict(tokenizer(chosen, padding="max_length", truncation=True, max_length=seq_len,
+                          return_tensors="pt").to(device))
+
+
+def measure(models: dict[str, Timed], tokenizer, texts: list[str], batch_sizes: list[int],
+            seq_len: int, warmup: int = 3, runs: int = 20,
+            progress: Callable[[float, str], None] | None = None) -> dict[str, list[dict]]:
+    """Time every model at every batch size, interleaved.
+
+    Returns {name: [{batch_size, seq_len, p50_ms, p95_ms, throughput_per_s, device, runtime,
+    threads}, ...]}; throughput is examples per second at the median latency.
+    """
+    import torch
+
+    from engine.device import synchronize
+
+    results: dict[str, list[dict]] = {name: [] for name in models}
+    total = len(batch_sizes) * (warmup + runs)
+    done = 0
+    with torch.inference_mode():
+        for bs in batch_sizes:
+            inputs = {n: fixed_batch(tokenizer, texts, bs, seq_len, t.device)
+                      for n, t in models.items()}
+            samples: dict[str, list[float]] = {n: [] for n in models}
+            names = list(models)
+            for i in range(warmup + runs):
+                order = names if i % 2 == 0 else names[::-1]
+                for n in order:
+                    t = models[n]
+                    synchronize(t.device)
+                    start = time.perf_counter()
+                    t.model(**inputs[n])
+                    synchronize(t.device)
+                    if i >= warmup:
+                        samples[n].append((time.perf_counter() - start) * 1000)
+                done += 1
+                if progress:
+                    progress(done / total, f"latency at batch {bs}")
+            for n, t in models.items():
+                arr = np.asarray(samples[n])
+                p50 = float(np.median(arr))
+                results[n].append({
+                    "batch_size": bs, "seq_len": seq_len, "p50_ms": p50,
+                    "p95_ms": float(np.percentile(arr, 95)),
+                    "throughput_per_s": bs / p50 * 1000, "device": t.device,
+                    "runtime": t.runtime, "threads": torch.get_num_threads()})
+    return results
+
+
+def speedups(own: list[dict], parent: list[dict]) -> dict[str, float]:
+    """Paired speedup by batch size (as a string key): parent p50 / own p50."""
+    parent_by_bs = {r["batch_size"]: r for r in parent}
+    return {str(r["batch_size"]): round(parent_by_bs[r["batch_size"]]["p50_ms"] / r["p50_ms"], 3)
+            for r in own if r["batch_size"] in parent_by_bs}

@@ -1,0 +1,282 @@
+"""The command line (a contract, see DESIGN.md):
+
+    python -m engine worker [--once]
+    python -m engine submit METHOD [--model M] [--dataset D] [--from-job ID] [--set k=v ...]
+                            [--wait] [--json]
+    python -m engine run RECIPE.yaml [--wait] [--json]
+    python -m engine jobs [--json]
+    python -m engine show JOB_ID [--json]
+
+Exit code 0 when the job ended done (or was queued, without --wait); 1 when it failed or was
+cancelled; 2 for bad input. Errors go to stderr without a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import threading
+import time
+from typing import Any
+
+from engine.config import LabError
+from storage import jobs as store
+from storage.models import DONE, FINISHED, QUEUED, RUNNING
+
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    from engine.registry import methods
+
+    p = argparse.ArgumentParser(prog="python -m engine",
+                                description="Compression Lab engine: jobs from the command line.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    w = sub.add_parser("worker", help="run the background worker")
+    w.add_argument("--once", action="store_true", help="run queued jobs, then exit when none "
+                   "is left")
+    w.add_argument("--max-jobs", type=int, default=None, help="exit after N jobs (recycling)")
+
+    specs = methods()
+    epilog = "\n".join(
+        f"{name}: " + ", ".join(f"{f['name']}={f['default']}" for f in spec.config.fields_info())
+        for name, spec in specs.items())
+    s = sub.add_parser("submit", help="queue a job", epilog="settings and defaults:\n" + epilog,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    s.add_argument("method", choices=list(specs))
+    s.add_argument("--model", default="default", help="default, minilm-l6, job:ID, preset:NAME, "
+                   "a model directory or a hub id (default: default)")
+    s.add_argument("--dataset", default="rotten-tomatoes",
+                   help="rotten-tomatoes, bbc-news or csv:PATH (default: rotten-tomatoes)")
+    s.add_argument("--from-job", type=int, default=None, help="use that job's output model")
+    s.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="a config field (repeatable)")
+    _wait_args(s)
+
+    r = sub.add_parser("run", help="replay a recipe (a chain of configs) from YAML")
+    r.add_argument("recipe")
+    _wait_args(r)
+
+    j = sub.add_parser("jobs", help="list jobs")
+    j.add_argument("--json", action="store_true")
+    j.add_argument("--limit", type=int, default=50)
+
+    sh = sub.add_parser("show", help="one job with its metrics")
+    sh.add_argument("job_id", type=int)
+    sh.add_argument("--json", action="store_true")
+
+    c = sub.add_parser("cancel", help="cancel a queued or running job")
+    c.add_argument("job_id", type=int)
+    return p
+
+
+def _wait_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--wait", action="store_true", help="block until the job ends (runs it "
+                   "in this process when no worker is alive)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+
+
+def _quiet_libraries() -> None:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    # torchao (imported by transformers when installed) warns about CUDA-only kernels it
+    # cannot load on a CPU machine, and torch about deprecated pytree registrations: noise here.
+    for name in ("torchao", "torch.utils._pytree"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    try:
+        import transformers
+
+        transformers.logging.set_verbosity_error()
+        transformers.utils.logging.disable_progress_bar()
+    except ImportError:
+        pass
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return _dispatch(args)
+    except LabError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except store.JobNotFound as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    if args.command == "worker":
+        from engine.worker import worker_loop
+
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+        _quiet_libraries()
+        worker_loop(once=args.once, max_jobs=args.max_jobs)
+        return EXIT_OK
+    if args.command == "submit":
+        from engine.submit import submit
+
+        job_id = submit(args.method, model=args.model, dataset=args.dataset,
+                        from_job=args.from_job, sets=args.set, device=_local_device())
+        return _after_submit([job_id], args)
+    if args.command == "run":
+        from engine.recipes import submit_recipe
+
+        ids = submit_recipe(args.recipe)
+        return _after_submit(ids, args)
+    if args.command == "jobs":
+        rows = store.list_jobs(limit=args.limit)
+        if args.json:
+            print(json.dumps([store.job_as_dict(j) for j in rows], default=str))
+        else:
+            _print_jobs(rows)
+        return EXIT_OK
+    if args.command == "show":
+        job = store.get_job(args.job_id)
+        data = store.job_as_dict(job)
+        print(json.dumps(data, default=str, indent=None if args.json else 2))
+        return EXIT_OK if job.status in (DONE, QUEUED, RUNNING) else EXIT_FAILED
+    if args.command == "cancel":
+        print(store.request_cancel(args.job_id))
+        return EXIT_OK
+    raise AssertionError(args.command)
+
+
+def _local_device() -> str | None:
+    """What this machine's worker would run on (for schemes that need a given device)."""
+    from engine.worker import alive
+
+    workers = alive()
+    if workers:
+        return workers[0].device
+    return None
+
+
+def _after_submit(job_ids: list[int], args: argparse.Namespace) -> int:
+    last = job_ids[-1]
+    if not args.wait:
+        if args.json:
+            print(json.dumps(store.job_as_dict(store.get_job(last)), default=str))
+        else:
+            print(f"queued job {last}" + (f" (chain {job_ids})" if len(job_ids) > 1 else ""))
+        return EXIT_OK
+    job = wait_for(last)
+    if args.json:
+        print(json.dumps(store.job_as_dict(job), default=str))
+    else:
+        _print_summary(job)
+    if job.status != DONE:
+        print(f"error: job {job.id} {job.status}: {job.error or job.message}", file=sys.stderr)
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+def _chain(job_id: int) -> list[int]:
+    """The job and its unfinished input jobs, oldest first."""
+    chain = []
+    current: int | None = job_id
+    while current is not None:
+        job = store.get_job(current)
+        if job.status == DONE:
+            break
+        chain.append(job.id)
+        current = job.parent_id
+    return chain[::-1]
+
+
+def wait_for(job_id: int, poll_s: float = 0.5):
+    """Block until the job ends, with a progress bar on stderr. With no live worker, run the
+    job (and the unfinished jobs it depends on) in this process."""
+    from tqdm import tqdm
+
+    from engine.worker import alive, reap
+
+    _quiet_libraries()
+    bar = tqdm(total=100, file=sys.stderr, unit="%", dynamic_ncols=True,
+               bar_format="{desc} |{bar}| {n:.0f}% [{elapsed}<{remaining}]")
+    stop = threading.Event()
+    watched = {"id": job_id}
+
+    def watch() -> None:
+        while not stop.is_set():
+            try:
+                j = store.get_job(watched["id"])
+                bar.set_description(f"job {j.id} {j.method}: {(j.message or '')[:50]:<50}",
+                                    refresh=False)
+                bar.n = round(100 * j.progress, 1)
+                bar.refresh()
+            except Exception:
+                pass
+            stop.wait(poll_s)
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    try:
+        while True:
+            job = store.get_job(job_id)
+            if job.status in FINISHED:
+                return job
+            if alive():
+                time.sleep(poll_s)
+                continue
+            reap()
+            ran = _run_chain_here(job_id, watched)
+            if not ran:
+                time.sleep(poll_s)
+    except KeyboardInterrupt:
+        store.request_cancel(watched["id"])
+        print(f"\ncancel requested for job {watched['id']}", file=sys.stderr)
+        raise
+    finally:
+        stop.set()
+        watcher.join(timeout=2)
+        bar.close()
+
+
+def _run_chain_here(job_id: int, watched: dict[str, Any]) -> bool:
+    from engine.runner import run_claimed
+
+    ran = False
+    for cid in _chain(job_id):
+        job = store.claim(None, job_id=cid)
+        if job is None:
+            continue
+        watched["id"] = cid
+        run_claimed(cid)
+        ran = True
+        if store.get_job(cid).status != DONE:
+            break
+    watched["id"] = job_id
+    return ran
+
+
+def _fmt(value: Any, spec: str = ".3f") -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def _print_jobs(rows: list) -> None:
+    print(f"{'id':>4}  {'method':<9} {'status':<9} {'progress':>8}  {'model':<14} "
+          f"{'dataset':<16} {'accuracy':>8}  message")
+    for j in rows:
+        acc = j.metrics.accuracy if j.metrics is not None else None
+        print(f"{j.id:>4}  {j.method:<9} {j.status:<9} {100 * j.progress:>7.0f}%  "
+              f"{j.model[:14]:<14} {j.dataset[:16]:<16} {_fmt(acc):>8}  {(j.message or '')[:50]}")
+
+
+def _print_summary(job) -> None:
+    d = store.job_as_dict(job)
+    m = d["metrics"]
+    print(f"job {d['id']} {d['method']} {d['status']}; output model: {d['output_model'] or '-'}")
+    if m:
+        print(f"  accuracy {_fmt(m.get('accuracy'))}  macro-F1 {_fmt(m.get('macro_f1'))}  "
+              f"size {_fmt(m.get('size_mb'), '.1f')} MB  params {m.get('params')}  "
+              f"device {m.get('device')}")
+        for row in m.get("latency", []):
+            print(f"  batch {row['batch_size']:>3} x {row['seq_len']} tokens: "
+                  f"p50 {row['p50_ms']:.1f} ms, p95 {row['p95_ms']:.1f} ms, "
+                  f"{row['throughput_per_s']:.1f}/s")
+        if m.get("speedup_vs_parent"):
+            print(f"  vs parent: speedup {m['speedup_vs_parent']}, size ratio "
+                  f"{m.get('size_ratio_vs_parent')}, accuracy delta "
+                  f"{_fmt(m.get('accuracy_delta_vs_parent'), '+.4f')}")

@@ -1,0 +1,37 @@
+"""Which device jobs run on, and a fixed CPU thread count so that latencies are comparable."""
+
+from __future__ import annotations
+
+import functools
+
+from storage import settings
+
+
+@functools.lru_cache(maxsize=1)
+def setup() -> str:
+    """Pin torch's thread count (LAB_THREADS) once per process and return the job device."""
+    import torch
+
+    torch.set_num_threads(settings.threads())
+    want = settings.device()
+    if want == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("LAB_DEVICE=cuda but no CUDA GPU is visible; unset LAB_DEVICE")
+    return "cuda" if want in ("auto", "cuda") and torch.cuda.is_available() else "cpu"
+
+
+def describe(device: str | None = None) -> str:
+    """A short description, e.g. `cpu (2 threads)` or `cuda:NVIDIA H100 80GB HBM3 (sm90)`."""
+    import torch
+
+    device = device or setup()
+    if device.startswith("cuda"):
+        major, minor = torch.cuda.get_device_capability()
+        return f"cuda:{torch.cuda.get_device_name()} (sm{major}{minor})"
+    return f"cpu ({torch.get_num_threads()} threads)"
+
+
+def synchronize(device: str) -> None:
+    import torch
+
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()

@@ -1,0 +1,37 @@
+"""Evaluate a model: accuracy, macro-F1, per-example predictions, latency, size."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from engine.config import MethodConfig, param
+from engine.registry import register
+
+
+@dataclass(frozen=True)
+class EvaluateConfig(MethodConfig):
+    """How a model is measured. Every model-producing job uses these defaults (with its own
+    max_length), so that all runs are measured alike."""
+
+    method = "evaluate"
+    version = 1
+    produces_model = False
+
+    max_length: int = param(64, "Tokens per example (truncation), also the latency sequence "
+                            "length.", min=8, max=512)
+    batch_sizes: list[int] = param([1, 32], "Batch sizes at which latency is measured.",
+                                   min=1, max=1024)
+    warmup: int = param(3, "Untimed runs before timing, per batch size.", min=0, max=100,
+                        advanced=True)
+    latency_runs: int = param(20, "Timed runs per batch size (median and p95 are reported).",
+                              min=2, max=1000, advanced=True)
+    eval_batch_size: int = param(64, "Batch size for the accuracy pass.", min=1, max=1024,
+                                 advanced=True)
+    test_limit: int = param(0, "Evaluate on the first N test examples only; 0: all.", min=0,
+                            advanced=True)
+
+
+@register(EvaluateConfig)
+def apply(cfg: EvaluateConfig, ctx) -> None:
+    """Nothing to produce: the runner evaluates the input model with `cfg`."""
+    return None

@@ -1,0 +1,72 @@
+"""The method registry: config type -> handler, filled by the modules in engine/methods/.
+
+A method module defines one `MethodConfig` subclass and decorates its `apply` function with
+`@register(ThatConfig)`. `methods()` imports every module of the package once, so adding a
+method means adding one module, nothing else. Cheap to import (the modules import torch lazily).
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from engine.config import ConfigError, MethodConfig
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    name: str
+    config: type[MethodConfig]
+    apply: Callable[..., Any]  # apply(cfg, ctx) -> Produced | None
+    summary: str
+    # Optional hooks a method module may define next to its config:
+    availability: Callable[[MethodConfig, str], str | None] | None = None  # why not here
+    load: Callable[..., Any] | None = None  # rebuild a saved model: load(path, meta) -> model
+
+
+_HANDLERS: dict[type[MethodConfig], MethodSpec] = {}
+
+
+def register(config_cls: type[MethodConfig]) -> Callable:
+    """Decorator: `@register(QuantizeConfig) def apply(cfg, ctx): ...`."""
+
+    def deco(fn: Callable) -> Callable:
+        assert config_cls.method, f"{config_cls.__name__} needs a `method` name"
+        module = importlib.import_module(fn.__module__)
+        _HANDLERS[config_cls] = MethodSpec(
+            name=config_cls.method, config=config_cls, apply=fn,
+            summary=(module.__doc__ or "").strip().splitlines()[0],
+            availability=getattr(module, "availability", None),
+            load=getattr(module, "load", None))
+        return fn
+
+    return deco
+
+
+def methods() -> dict[str, MethodSpec]:
+    """Every registered method by name, in a stable order."""
+    import engine.methods as pkg
+
+    for info in pkgutil.iter_modules(pkg.__path__):
+        importlib.import_module(f"{pkg.__name__}.{info.name}")
+    return {spec.name: spec for spec in sorted(_HANDLERS.values(), key=lambda s: s.name)}
+
+
+def get_method(name: str) -> MethodSpec:
+    found = methods()
+    if name not in found:
+        raise ConfigError(f"unknown method {name!r}; use one of {', '.join(found)}")
+    return found[name]
+
+
+def config_from_json(method: str, blob: dict[str, Any]) -> MethodConfig:
+    """The config stored on a job row, rebuilt (checks the version)."""
+    spec = get_method(method)
+    version = blob.get("version", spec.config.version)
+    if version > spec.config.version:
+        raise ConfigError(f"{method} config version {version} is newer than this lab "
+                          f"({spec.config.version}); upgrade the lab")
+    return spec.config.from_json(blob)

@@ -1,0 +1,117 @@
+"""Submitting jobs: validate everything a user typed, then write one queued job row.
+
+Shared by the CLI and the pages (cheap to import: no torch). Every bad input raises LabError
+with a message that says what to do, before any row is written.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from engine.config import ConfigError, LabError, MethodConfig
+from engine.data import DatasetError, load_dataset
+from engine.registry import get_method
+from storage import jobs as store
+from storage.models import CANCELLED, FAILED
+
+# The embedded teacher: MiniLM-L6 fine-tuned on Rotten Tomatoes with FinetuneConfig's defaults.
+TEACHER = {"method": "finetune", "model": "minilm-l6", "dataset": "rotten-tomatoes"}
+DEFAULT_ALIAS = "default"
+
+
+def ensure_teacher() -> int | None:
+    """Queue the teacher's finetune job unless the teacher exists or is being built.
+
+    Returns the id of the job that builds it (new or pending), or None when it exists."""
+    if store.find_model(DEFAULT_ALIAS) is not None:
+        return None
+    pending = store.pending_alias_job(DEFAULT_ALIAS)
+    if pending is not None:
+        return pending
+    cfg = get_method("finetune").config()
+    return store.enqueue(TEACHER["method"], cfg.to_json(), TEACHER["model"], TEACHER["dataset"],
+                         alias=DEFAULT_ALIAS)
+
+
+def _input_job(model: str) -> int | None:
+    """For `default` and `job:ID`: the id of the job whose output is the input (if any)."""
+    if model == DEFAULT_ALIAS:
+        row = store.find_model(DEFAULT_ALIAS)
+        return row.job_id if row is not None else ensure_teacher()
+    if model.startswith("job:"):
+        raw = model[4:]
+        if not raw.isdigit():
+            raise LabError(f"{model!r}: a job model id is job: followed by a job number")
+        try:
+            parent = store.get_job(int(raw))
+        except store.JobNotFound as exc:
+            raise LabError(f"{model}: there is no job {raw} (`python -m engine jobs` lists "
+                           f"them)") from exc
+        if not get_method(parent.method).config.produces_model:
+            raise LabError(f"{model}: job {raw} is an {parent.method} job and produced no "
+                           f"model; use the job that made the model")
+        if parent.status in (FAILED, CANCELLED):
+            raise LabError(f"{model}: job {raw} {parent.status}, so it has no model")
+        return parent.id
+    return None
+
+
+def check_model_id(model: str) -> None:
+    """Refuse ids that can never work, without loading anything."""
+    from engine.models import HUB_ID, PRESETS
+
+    if model in (DEFAULT_ALIAS, "minilm-l6") or model.startswith("job:"):
+        return
+    if model.startswith("preset:"):
+        if model[7:] not in PRESETS:
+            raise LabError(f"unknown preset {model[7:]!r}; use one of {', '.join(PRESETS)}")
+        return
+    path = Path(model).expanduser()
+    if path.exists():
+        if not path.is_dir() or not (path / "config.json").is_file():
+            raise LabError(f"{model}: not a model directory (a Hugging Face model folder has a "
+                           f"config.json and safetensors weights)")
+        return
+    if not HUB_ID.match(model):
+        raise LabError(f"unknown model {model!r}; use default, minilm-l6, job:ID, "
+                       f"preset:NAME, a local model directory or a hub id like owner/name")
+
+
+def build_config(method: str, sets: list[str] | None = None,
+                 values: dict[str, Any] | None = None) -> MethodConfig:
+    """The method's config from CLI `key=value` strings or a form's values."""
+    spec = get_method(method)
+    if values is not None:
+        return spec.config.from_values(values)
+    return spec.config.from_sets(sets or [])
+
+
+def submit(method: str, model: str = DEFAULT_ALIAS, dataset: str = "rotten-tomatoes",
+           from_job: int | None = None, sets: list[str] | None = None,
+           values: dict[str, Any] | None = None, device: str | None = None) -> int:
+    """Validate and queue a job; return its id.
+
+    `model` may be `default`: when the teacher does not exist yet its finetune job is queued
+    first and this job waits for it. `from_job` takes the output of that job as the input.
+    `device` (e.g. "cpu" or "cuda:... (sm90)") lets a method refuse a scheme that cannot run
+    there."""
+    spec = get_method(method)
+    cfg = build_config(method, sets, values)
+    model = (model or DEFAULT_ALIAS).strip()
+    if from_job is not None:
+        model = f"job:{from_job}"
+    check_model_id(model)
+    try:
+        data = load_dataset(dataset)
+    except DatasetError as exc:
+        raise LabError(str(exc)) from exc
+    if spec.availability is not None and device is not None:
+        reason = spec.availability(cfg, device)
+        if reason:
+            raise ConfigError(reason)
+    check = getattr(cfg, "check_dataset", None)
+    if check is not None:
+        check(data)
+    parent_id = _input_job(model)
+    return store.enqueue(method, cfg.to_json(), model, dataset, parent_id=parent_id)

@@ -1,0 +1,140 @@
+"""The training loop shared by fine-tuning, distillation and pruning recovery.
+
+AdamW with linear warm-up and decay, dynamic padding, validation every `eval_every` steps,
+the best weights by validation accuracy kept (in memory) and restored at the end, optional
+early stopping, progress and cancel checks at every step.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from engine.data import Dataset, Split
+from engine.evaluation import classification_metrics, predict
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    lr: float = 1e-4
+    epochs: float = 3.0
+    max_steps: int = 0  # 0: run `epochs` epochs
+    batch_size: int = 32
+    max_length: int = 64
+    seed: int = 0
+    warmup_ratio: float = 0.06
+    weight_decay: float = 0.01
+    eval_every: int = 100  # steps between validation passes
+    patience: int = 0  # stop after this many validations without improvement; 0: never
+    val_limit: int = 1000  # validation examples used (the first N of the split)
+
+    def total_steps(self, n_train: int) -> int:
+        per_epoch = max(1, n_train // self.batch_size)
+        return self.max_steps if self.max_steps > 0 else max(1, round(self.epochs * per_epoch))
+
+
+# loss_fn(model, batch: dict of tensors [B, T], labels [B], example indices [B]) -> scalar loss
+LossFn = Callable[[Any, dict, Any, Any], Any]
+
+
+def train_classifier(model, tokenizer, data: Dataset, s: TrainSettings, ctx,
+                     device: str = "cpu", loss_fn: LossFn | None = None,
+                     span: tuple[float, float] = (0.0, 0.85),
+                     trainable: Callable[[str], bool] | None = None) -> dict[str, Any]:
+    """Train `model` in place on data.train; restore the best weights by validation accuracy.
+
+    `ctx` is the job context (progress, curves, cancel). Returns {best_val_accuracy, best_step,
+    steps, seconds}. On cancel, the best weights so far are restored before JobCancelled
+    propagates, so the caller can keep them.
+    """
+    import torch
+    from transformers import get_linear_schedule_with_warmup
+
+    from engine.runner import JobCancelled
+
+    torch.manual_seed(s.seed)
+    rng = np.random.RandomState(s.seed)
+    model.to(device).train()
+    params = [p for n, p in model.named_parameters()
+              if p.requires_grad and (trainable is None or trainable(n))]
+    # No weight decay on biases and LayerNorm weights, as in BERT's recipe.
+    decay = [p for p in params if p.ndim > 1]
+    no_decay = [p for p in params if p.ndim <= 1]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": s.weight_decay},
+                             {"params": no_decay, "weight_decay": 0.0}], lr=s.lr)
+    train: Split = data.train
+    steps = s.total_steps(len(train))
+    sched = get_linear_schedule_with_warmup(opt, int(s.warmup_ratio * steps), steps)
+    val = Split(data.val.texts[:s.val_limit], data.val.labels[:s.val_limit])
+
+    lo, hi = span
+    best = {"acc": -1.0, "step": 0, "state": None}
+    evals_without_gain = 0
+    start = time.time()
+
+    def validate(step: int) -> float:
+        preds, _ = predict(model, tokenizer, val.texts, s.max_length, device, batch_size=128)
+        acc = classification_metrics(val.labels, preds, data.num_labels)["accuracy"]
+        model.train()
+        ctx.curve(step, val_accuracy=acc)
+        if acc > best["acc"]:
+            best.update(acc=acc, step=step,
+                        state={k: v.detach().to("cpu", copy=True)
+                               for k, v in model.state_dict().items()})
+            return True
+        return False
+
+    def restore() -> None:
+        if best["state"] is not None:
+            model.load_state_dict(best["state"])
+
+    step, losses = 0, []
+    try:
+        while step < steps:
+            perm = rng.permutation(len(train))
+            for i in range(0, len(perm) - s.batch_size + 1 if len(perm) >= s.batch_size else 1,
+                           s.batch_size):
+                idx = perm[i:i + s.batch_size]
+                batch = dict(tokenizer([train.texts[j] for j in idx], padding=True,
+                                       truncation=True, max_length=s.max_length,
+                                       return_tensors="pt").to(device))
+                labels = torch.tensor([train.labels[j] for j in idx], device=device)
+                if loss_fn is None:
+                    loss = model(**batch, labels=labels).loss
+                else:
+                    loss = loss_fn(model, batch, labels, idx)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(params, 1.0)
+                opt.step()
+                sched.step()
+                opt.zero_grad(set_to_none=True)
+                step += 1
+                losses.append(float(loss.detach()))
+                if step % 10 == 0 or step == steps:
+                    ctx.curve(step, train_loss=float(np.mean(losses[-10:])))
+                elapsed = time.time() - start
+                ctx.progress(lo + (hi - lo) * step / steps,
+                             f"step {step}/{steps}, loss {np.mean(losses[-10:]):.3f}, "
+                             f"best val {max(best['acc'], 0):.3f} ({elapsed:.0f} s)")
+                if step % s.eval_every == 0 or step == steps:
+                    if validate(step):
+                        evals_without_gain = 0
+                    else:
+                        evals_without_gain += 1
+                    if s.patience and evals_without_gain >= s.patience:
+                        steps = step  # early stop
+                if step >= steps:
+                    break
+    except JobCancelled:
+        restore()
+        raise
+    if best["state"] is None:
+        validate(step)
+    restore()
+    model.eval()
+    return {"best_val_accuracy": best["acc"], "best_step": best["step"], "steps": step,
+            "train_seconds": round(time.time() - start, 1)}

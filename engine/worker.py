@@ -1,0 +1,95 @@
+"""The background worker: claims queued jobs one at a time and runs them with `run_job`.
+
+`ensure_worker()` (used by the dashboard) starts one as a detached process when none is alive.
+Importing this module is cheap: torch is imported by the jobs, not here.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+
+from storage import jobs as store
+from storage import settings
+from storage.models import utcnow
+
+log = logging.getLogger("engine.worker")
+WORKER_ALIVE_S = 30.0  # a worker heartbeats every 5 s; 30 s of silence means it is gone
+SPAWN_GRACE_S = 60.0  # after spawning, wait this long for it to register before another
+
+
+def reap(now: datetime | None = None) -> list[int]:
+    """Re-queue or fail running jobs whose heartbeat is too old (see storage.jobs.reap_stale)."""
+    return store.reap_stale(now or utcnow(), settings.heartbeat_timeout_s(),
+                            settings.max_attempts())
+
+
+def worker_loop(once: bool = False, poll_s: float = 1.0, max_jobs: int | None = None,
+                clock: Callable[[], datetime] = utcnow) -> int:
+    """Run jobs until stopped (SIGTERM/SIGINT), or until the queue is empty when `once`.
+
+    `max_jobs` recycles the worker after that many jobs (a fresh process frees leaked GPU
+    memory). Returns the number of jobs run."""
+    from engine import device as dev
+    from engine.runner import Heartbeat, run_claimed
+
+    device = dev.setup()
+    worker_id = store.register_worker(device=dev.describe(device), now=clock())
+    stopping = {"flag": False}
+
+    def stop(signum, _frame) -> None:
+        log.info("worker %s: signal %s, stopping after the current job", worker_id, signum)
+        stopping["flag"] = True
+
+    previous = {s: signal.signal(s, stop) for s in (signal.SIGTERM, signal.SIGINT)}
+    ran = 0
+    try:
+        with Heartbeat(worker_id=worker_id):
+            while not stopping["flag"]:
+                reap(clock())
+                job = store.claim(worker_id, clock())
+                if job is None:
+                    if once:
+                        break
+                    time.sleep(poll_s)
+                    continue
+                log.info("worker %s: job %s (%s) started", worker_id, job.id, job.method)
+                status = run_claimed(job.id, worker_id)
+                log.info("worker %s: job %s %s", worker_id, job.id, status)
+                ran += 1
+                if max_jobs is not None and ran >= max_jobs:
+                    break
+    finally:
+        store.worker_stopped(worker_id, clock())
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+    return ran
+
+
+def alive(now: datetime | None = None) -> list:
+    return store.alive_workers(now or utcnow(), WORKER_ALIVE_S)
+
+
+def ensure_worker() -> str:
+    """Start a background worker unless one is alive; return what happened, in words."""
+    if alive():
+        return "running"
+    if not settings.worker_autostart():
+        return "disabled"
+    stamp = settings.lab_home() / "worker.spawned"
+    if stamp.exists() and time.time() - stamp.stat().st_mtime < SPAWN_GRACE_S:
+        return "starting"
+    stamp.touch()
+    log_file = open(settings.logs_dir() / "worker.log", "ab")
+    root = Path(__file__).resolve().parent.parent
+    subprocess.Popen([sys.executable, "-m", "engine", "worker"], cwd=root, stdout=log_file,
+                     stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                     start_new_session=True, env=os.environ.copy())
+    return "started"

@@ -1,0 +1,1 @@
+"""Dashboard pages: short scripts that read rows and write jobs (never torch)."""

@@ -1,0 +1,46 @@
+"""Home: what the lab is, the teacher's state, and what to do first."""
+
+import streamlit as st
+
+from pages.ui import eta, fmt_seconds, worker_device
+from storage import jobs as store
+
+st.title("Compression Lab")
+st.markdown(
+    "Explore the trade-offs of compressing BERT-family models: **prune**, **quantize** or "
+    "**distill** a checkpoint with background jobs, then compare accuracy, latency and size, "
+    "and look inside the attention heads. Every speedup is measured *paired*: the compressed "
+    "model and its parent are timed in the same process, interleaved.")
+
+teacher = store.find_model("default")
+pending = store.pending_alias_job("default")
+if teacher is not None:
+    job = store.get_job(teacher.job_id) if teacher.job_id else None
+    acc = job.metrics.accuracy if job is not None and job.metrics is not None else None
+    st.success(f"The default teacher is ready: MiniLM-L6 fine-tuned on Rotten Tomatoes, "
+               f"{teacher.params or 0:,} parameters, {teacher.size_mb or 0:.1f} MB"
+               + (f", **{acc:.1%}** test accuracy." if acc is not None else "."),
+               icon=":material/check_circle:")
+elif pending is not None:
+    job = store.get_job(pending)
+    st.info(f"The default teacher is being prepared by job {job.id} ({job.status}): "
+            f"{job.message}. It takes about 10 minutes on 2 CPU cores.",
+            icon=":material/hourglass_top:")
+    st.progress(job.progress, text=f"{job.progress:.0%}, about {fmt_seconds(eta(job))} left")
+else:
+    st.warning("No default teacher yet. It will be queued when the dashboard restarts, or run "
+               "`python -m engine submit finetune --model minilm-l6`.")
+
+device = worker_device()
+st.caption(f"Worker: {'running on ' + device if device else 'not running (starting)'}.")
+
+st.subheader("What to do first")
+st.markdown(
+    "1. **Models**: pick a checkpoint and a dataset and look at their cards.\n"
+    "2. **Jobs**: watch the queue; each job shows live progress, elapsed time and ETA.\n"
+    "3. **Results**: compare accuracy against latency; bigger markers are bigger models.\n\n"
+    "From a terminal: `python -m engine submit evaluate --model default --wait`.")
+counts = store.count_jobs()
+cols = st.columns(4)
+for col, status in zip(cols, ("queued", "running", "done", "failed")):
+    col.metric(status.capitalize(), counts.get(status, 0))

@@ -1,0 +1,54 @@
+"""Jobs: the queue with live progress, elapsed time, ETA, messages, errors and cancel."""
+
+import plotly.graph_objects as go
+import streamlit as st
+
+from pages.ui import elapsed, eta, fmt_seconds
+from storage import jobs as store
+
+st.title("Jobs")
+show_finished = st.toggle("Show finished jobs", value=True, key="show_finished")
+
+
+@st.fragment(run_every=2)
+def queue() -> None:
+    statuses = None if show_finished else ("queued", "running")
+    jobs = store.list_jobs(limit=100, statuses=statuses)
+    if not jobs:
+        st.info("No jobs yet. Start one from the Models page or with `python -m engine submit`.")
+        return
+    for job in jobs:
+        with st.container(border=True):
+            head, action = st.columns([5, 1])
+            head.markdown(f"**Job {job.id}** · `{job.method}` · {job.model} on {job.dataset} · "
+                          f"**{job.status}**" + (f" → `{job.output_model}`"
+                                                 if job.output_model else ""))
+            if job.status in ("queued", "running"):
+                action.button("Cancel", key=f"cancel_{job.id}", disabled=job.cancel_requested,
+                              on_click=store.request_cancel, args=(job.id,))
+                spent = elapsed(job.started_at)
+                st.progress(job.progress,
+                            text=f"{job.progress:.0%} · {job.message} · elapsed "
+                                 f"{fmt_seconds(spent)} · ETA {fmt_seconds(eta(job))}")
+            elif job.status == "failed":
+                first = (job.error or "").strip().splitlines()[0] if job.error else job.message
+                st.error(first)
+                if job.error and "\n" in job.error.strip():
+                    with st.expander("Details"):
+                        st.code(job.error, language=None)
+            else:
+                st.caption(f"{job.message} · took "
+                           f"{fmt_seconds(elapsed(job.started_at, job.finished_at))}")
+            if job.status == "running" and job.curves:
+                fig = go.Figure()
+                for name, points in job.curves.items():
+                    xs, ys = zip(*points) if points else ((), ())
+                    fig.add_scatter(x=xs, y=ys, name=name, mode="lines+markers",
+                                    yaxis="y2" if "accuracy" in name else "y")
+                fig.update_layout(height=240, margin=dict(l=0, r=0, t=10, b=0),
+                                  xaxis_title="step", yaxis_title="loss",
+                                  yaxis2=dict(title="accuracy", overlaying="y", side="right"))
+                st.plotly_chart(fig, key=f"curves_{job.id}")
+
+
+queue()

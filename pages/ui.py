@@ -1,0 +1,96 @@
+"""Helpers shared by the pages (not a page itself): start-up, formatting, tables of runs."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+from engine.config import LabError
+from storage import jobs as store
+from storage.models import utcnow
+
+DATASETS = ["rotten-tomatoes", "bbc-news"]
+
+
+def start_background_work() -> None:
+    """Queue the default teacher's finetune on first start and keep a worker alive."""
+    from engine.submit import ensure_teacher
+    from engine.worker import ensure_worker
+
+    try:
+        if not st.session_state.get("teacher_checked"):
+            job_id = ensure_teacher()
+            st.session_state["teacher_checked"] = True
+            if job_id is not None:
+                st.toast(f"Preparing the default teacher (job {job_id}); see the Jobs page.")
+        st.session_state["worker_state"] = ensure_worker()
+    except Exception as exc:
+        st.error(f"The lab could not start its background work: {exc}")
+
+
+def worker_device() -> str | None:
+    """The device of a live worker (e.g. "cpu (2 threads)"), or None when none is alive."""
+    from engine.worker import alive
+
+    workers = alive()
+    return workers[0].device if workers else None
+
+
+def elapsed(start: datetime | None, end: datetime | None = None) -> float | None:
+    if start is None:
+        return None
+    return ((end or utcnow()) - start).total_seconds()
+
+
+def fmt_seconds(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    seconds = int(seconds)
+    return f"{seconds // 60}:{seconds % 60:02d}" if seconds < 3600 else \
+        f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
+
+
+def eta(job) -> float | None:
+    """Seconds left, from the elapsed time and the progress so far (linear)."""
+    spent = elapsed(job.started_at)
+    if job.status != "running" or not spent or job.progress < 0.02:
+        return None
+    return spent * (1 - job.progress) / job.progress
+
+
+def runs_frame(jobs: list, batch_size: int | None = None) -> pd.DataFrame:
+    """One row per finished job with metrics: the Results table (and the chart's data)."""
+    rows: list[dict[str, Any]] = []
+    for job in jobs:
+        d = store.job_as_dict(job)
+        m = d["metrics"]
+        if not m:
+            continue
+        lat = {r["batch_size"]: r for r in m.get("latency", [])}
+        chosen = lat.get(batch_size) if batch_size else next(iter(lat.values()), None)
+        rows.append({
+            "job": d["id"], "method": d["method"], "model": d["output_model"] or d["model"],
+            "input": d["model"], "dataset": d["dataset"],
+            "accuracy": m.get("accuracy") if m.get("accuracy_meaningful", True) else None,
+            "macro_f1": m.get("macro_f1"), "size_mb": m.get("size_mb"), "params": m.get("params"),
+            "layers": m.get("layers"), "heads": m.get("heads"), "device": m.get("device"),
+            "batch_size": chosen["batch_size"] if chosen else None,
+            "p50_ms": chosen["p50_ms"] if chosen else None,
+            "p95_ms": chosen["p95_ms"] if chosen else None,
+            "throughput_per_s": chosen["throughput_per_s"] if chosen else None,
+            "speedup_vs_parent": (m.get("speedup_vs_parent") or {}).get(str(batch_size)),
+            "accuracy_delta_vs_parent": m.get("accuracy_delta_vs_parent"),
+            "config": ", ".join(f"{k}={v}" for k, v in d["config"].get("data", {}).items()),
+        })
+    return pd.DataFrame(rows)
+
+
+def show_error(exc: Exception) -> None:
+    """A user-facing error: the message, never a traceback."""
+    if isinstance(exc, LabError):
+        st.error(str(exc), icon=":material/error:")
+    else:
+        st.error(f"{type(exc).__name__}: {exc}", icon=":material/error:")

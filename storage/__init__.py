@@ -1,0 +1,1 @@
+"""Storage: the database tables and the only code that writes rows."""

@@ -1,0 +1,110 @@
+"""Every setting of the lab, declared once with its help text.
+
+Settings are environment variables read at call time (never cached at import), so tests can
+point LAB_HOME at a temporary folder. The README's settings table is checked against
+`SETTINGS` by a test.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    default: str
+    help: str
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("LAB_HOME", "~/.compression-lab", "Folder for the database, artifacts and logs."),
+    Setting(
+        "LAB_DATABASE_URL",
+        "sqlite:///$LAB_HOME/lab.db",
+        "SQLAlchemy URL of the database (SQLite in WAL mode by default).",
+    ),
+    Setting(
+        "LAB_THREADS",
+        "min(cores, 8)",
+        "CPU threads for torch in jobs; fixed so that latencies are comparable.",
+    ),
+    Setting("LAB_DEVICE", "auto", "`auto` (CUDA when present, else CPU), `cpu` or `cuda`."),
+    Setting(
+        "LAB_HEARTBEAT_TIMEOUT_S",
+        "60",
+        "Seconds without a heartbeat after which a running job's worker is taken as dead.",
+    ),
+    Setting(
+        "LAB_MAX_ATTEMPTS",
+        "2",
+        "Times a job is started before a dead worker makes it fail instead of re-queueing it.",
+    ),
+    Setting(
+        "LAB_WORKER_AUTOSTART",
+        "1",
+        "`1`: the dashboard starts a background worker when none is alive; `0`: it does not.",
+    ),
+)
+
+_DEFAULTS = {s.name: s.default for s in SETTINGS}
+
+
+def _get(name: str) -> str | None:
+    assert name in _DEFAULTS, f"undeclared setting {name}: add it to SETTINGS with a help text"
+    value = os.environ.get(name, "").strip()
+    return value or None
+
+
+def lab_home() -> Path:
+    """The lab's folder (created on first use)."""
+    home = Path(_get("LAB_HOME") or _DEFAULTS["LAB_HOME"]).expanduser().resolve()
+    home.mkdir(parents=True, exist_ok=True)
+    return home
+
+
+def artifacts_dir() -> Path:
+    path = lab_home() / "artifacts"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def logs_dir() -> Path:
+    path = lab_home() / "logs"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def database_url() -> str:
+    return _get("LAB_DATABASE_URL") or f"sqlite:///{lab_home() / 'lab.db'}"
+
+
+def threads() -> int:
+    raw = _get("LAB_THREADS")
+    if raw is None:
+        return max(1, min(os.cpu_count() or 1, 8))
+    value = int(raw)
+    if value < 1:
+        raise ValueError(f"LAB_THREADS must be at least 1, got {value}")
+    return value
+
+
+def device() -> str:
+    value = (_get("LAB_DEVICE") or "auto").lower()
+    if value not in ("auto", "cpu", "cuda"):
+        raise ValueError(f"LAB_DEVICE must be auto, cpu or cuda, got {value!r}")
+    return value
+
+
+def heartbeat_timeout_s() -> float:
+    return float(_get("LAB_HEARTBEAT_TIMEOUT_S") or _DEFAULTS["LAB_HEARTBEAT_TIMEOUT_S"])
+
+
+def max_attempts() -> int:
+    return int(_get("LAB_MAX_ATTEMPTS") or _DEFAULTS["LAB_MAX_ATTEMPTS"])
+
+
+def worker_autostart() -> bool:
+    return (_get("LAB_WORKER_AUTOSTART") or "1") not in ("0", "false", "no")

@@ -1,0 +1,68 @@
+"""Shared fixtures: an isolated LAB_HOME per test, a tiny random BERT, a tiny CSV dataset."""
+
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("LAB_THREADS", "2")
+os.environ["LAB_WORKER_AUTOSTART"] = "0"
+os.environ["HF_HUB_OFFLINE"] = "1"
+
+ROOT = Path(__file__).resolve().parent.parent
+
+POSITIVE = ["a wonderful, moving film", "great acting and a sharp script", "i loved every minute",
+            "funny, warm and clever", "a delightful surprise", "brilliant and beautiful",
+            "an excellent story well told", "charming from start to finish"]
+NEGATIVE = ["a dull, lifeless mess", "boring and far too long", "i hated the ending",
+            "clumsy, flat and tedious", "a waste of a good cast", "awful dialogue throughout",
+            "painfully slow and predictable", "the worst film this year"]
+
+
+@pytest.fixture(autouse=True)
+def lab_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every test gets its own LAB_HOME (and so its own SQLite database)."""
+    from storage.db import dispose_all
+
+    home = tmp_path / "lab"
+    monkeypatch.setenv("LAB_HOME", str(home))
+    monkeypatch.delenv("LAB_DATABASE_URL", raising=False)
+    dispose_all()
+    yield home
+    dispose_all()
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random BERT classifier (hidden 32, 2 layers, 4 heads, eager attention, seed 0)
+    saved as a Hugging Face directory with the embedded MiniLM tokenizer."""
+    import torch
+    from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
+
+    from engine.models import embedded_minilm_path
+
+    out = tmp_path_factory.mktemp("tiny-bert")
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=2,
+                        num_attention_heads=4, intermediate_size=64, max_position_embeddings=128,
+                        num_labels=2, id2label={0: "negative", 1: "positive"},
+                        label2id={"negative": 0, "positive": 1}, attn_implementation="eager")
+    BertForSequenceClassification(config).save_pretrained(out, safe_serialization=True)
+    AutoTokenizer.from_pretrained(embedded_minilm_path()).save_pretrained(out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_csv(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small two-label sentiment CSV (80 rows) that a tiny model can learn a little of."""
+    rng = random.Random(0)
+    rows = [(t, "pos") for t in POSITIVE] + [(t, "neg") for t in NEGATIVE]
+    rows = [rows[i % len(rows)] for i in range(80)]
+    rng.shuffle(rows)
+    path = tmp_path_factory.mktemp("data") / "tiny.csv"
+    path.write_text("text,label\n" + "\n".join(f'"{t}",{y}' for t, y in rows) + "\n")
+    return path
+

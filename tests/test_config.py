@@ -1,0 +1,53 @@
+"""Method configs: CLI parsing, bounds, JSON round trip, form description."""
+
+from __future__ import annotations
+
+import pytest
+
+from engine.config import ConfigError
+from engine.registry import config_from_json, get_method, methods
+
+
+def test_core_methods_are_registered() -> None:
+    assert {"evaluate", "finetune"} <= set(methods())
+
+
+def test_from_sets_parses_types() -> None:
+    cfg = get_method("finetune").config.from_sets(["epochs=1.5", "max_steps=10", "lr=3e-5",
+                                                   "batch_size=8"])
+    assert (cfg.epochs, cfg.max_steps, cfg.lr, cfg.batch_size) == (1.5, 10, 3e-5, 8)
+    ev = get_method("evaluate").config.from_sets(["batch_sizes=[1, 8]"])
+    assert ev.batch_sizes == [1, 8]
+    assert get_method("evaluate").config.from_sets(["batch_sizes=1,4"]).batch_sizes == [1, 4]
+
+
+@pytest.mark.parametrize("item, words", [
+    ("max_steps=-1", "below its minimum"),
+    ("batch_size=0", "below its minimum"),
+    ("lr=abc", "should be float"),
+    ("nonsense=1", "unknown setting"),
+    ("epochs", "key=value"),
+    ("max_steps=1.5", "should be int"),
+])
+def test_bad_values_say_what_is_wrong(item: str, words: str) -> None:
+    with pytest.raises(ConfigError, match=words):
+        get_method("finetune").config.from_sets([item])
+
+
+def test_json_roundtrip_keeps_version() -> None:
+    cfg = get_method("finetune").config.from_sets(["max_steps=5"])
+    blob = cfg.to_json()
+    assert blob["type"] == "FinetuneConfig" and blob["version"] == 1
+    assert config_from_json("finetune", blob) == cfg
+
+
+def test_every_field_has_help_and_default() -> None:
+    for spec in methods().values():
+        for info in spec.config.fields_info():
+            assert info["help"], f"{spec.name}.{info['name']} needs a help text"
+        spec.config().validate()  # the defaults are valid
+
+
+def test_unknown_method() -> None:
+    with pytest.raises(ConfigError, match="unknown method"):
+        get_method("shrink")

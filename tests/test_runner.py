@@ -1,0 +1,109 @@
+"""The runner on a tiny random BERT: finetune, evaluate, failure and cancel paths."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from engine.config import LabError
+from engine.runner import run_claimed
+from engine.submit import submit
+from storage import jobs as store
+
+FAST = ["max_steps=6", "batch_size=8", "eval_every=3", "max_length=32"]
+
+
+def run(job_id: int) -> dict:
+    assert store.claim(None, job_id=job_id) is not None
+    run_claimed(job_id)
+    return store.job_as_dict(store.get_job(job_id))
+
+
+def test_finetune_then_evaluate(tiny_model_dir, tiny_csv) -> None:
+    ft = run(submit("finetune", model=str(tiny_model_dir), dataset=f"csv:{tiny_csv}", sets=FAST))
+    assert ft["status"] == "done", ft["error"]
+    m = ft["metrics"]
+    assert 0 <= m["accuracy"] <= 1 and m["layers"] == 2 and m["heads"] == 8
+    assert m["size_mb"] > 0 and m["params"] > 0 and m["seq_len"] == 32
+    assert {r["batch_size"] for r in m["latency"]} == {1, 32}
+    assert m["speedup_vs_parent"].keys() == {"1", "32"}, "paired against its parent classifier"
+    assert "accuracy_delta_vs_parent" in m and "size_ratio_vs_parent" in m
+    assert len(store.predictions(ft["id"])) == 16
+    ev = run(submit("evaluate", model=ft["output_model"], dataset=f"csv:{tiny_csv}",
+                    sets=["max_length=32", "batch_sizes=[2]"]))
+    assert ev["status"] == "done", ev["error"]
+    assert ev["parent_id"] == ft["id"]
+    assert ev["metrics"]["accuracy"] == pytest.approx(m["accuracy"]), "the model reloads"
+    assert [r["batch_size"] for r in ev["metrics"]["latency"]] == [2]
+
+
+def test_finetune_keeps_best_validation_step(tiny_model_dir, tiny_csv) -> None:
+    ft = run(submit("finetune", model=str(tiny_model_dir), dataset=f"csv:{tiny_csv}",
+                    sets=["max_steps=9", "batch_size=8", "eval_every=3", "max_length=32"]))
+    vals = [v for _, v in ft_curves(ft["id"])["val_accuracy"]]
+    assert ft["metrics"]["best_val_accuracy"] == max(vals)
+    assert ft["metrics"]["best_step"] in (3, 6, 9)
+
+
+def ft_curves(job_id: int) -> dict:
+    return store.get_job(job_id).curves
+
+
+def test_evaluate_needs_a_classification_head(tiny_csv) -> None:
+    job = run(submit("evaluate", model="minilm-l6", dataset=f"csv:{tiny_csv}"))
+    assert job["status"] == "failed"
+    assert "no classification head" in job["error"] and "Traceback" not in job["error"]
+
+
+def test_bad_inputs_write_no_rows(tmp_path, tiny_csv) -> None:
+    notmodel = tmp_path / "empty"
+    notmodel.mkdir()
+    for kwargs, words in [
+        ({"model": "nonsense"}, "unknown model"),
+        ({"model": str(notmodel)}, "not a model directory"),
+        ({"model": "job:99"}, "no job 99"),
+        ({"dataset": "imdb"}, "unknown dataset"),
+        ({"sets": ["max_steps=-3"]}, "minimum"),
+    ]:
+        with pytest.raises(LabError, match=words):
+            submit("finetune", **{"model": "minilm-l6", "dataset": f"csv:{tiny_csv}", **kwargs})
+    assert store.list_jobs() == []
+
+
+def test_default_model_queues_the_teacher_first(tiny_csv) -> None:
+    job_id = submit("evaluate", model="default", dataset=f"csv:{tiny_csv}")
+    jobs = {j.id: j for j in store.list_jobs()}
+    teacher = jobs[jobs[job_id].parent_id]
+    assert teacher.method == "finetune" and teacher.alias == "default"
+    assert teacher.model == "minilm-l6" and teacher.dataset == "rotten-tomatoes"
+    again = submit("evaluate", model="default", dataset=f"csv:{tiny_csv}")
+    assert store.get_job(again).parent_id == teacher.id, "one teacher job, not two"
+
+
+def test_hub_id_offline_fails_with_a_clear_message(tiny_csv) -> None:
+    job = run(submit("evaluate", model="no-such-owner/no-such-model", dataset=f"csv:{tiny_csv}"))
+    assert job["status"] == "failed" and "hub" in job["error"]
+
+
+def test_cancel_mid_run_removes_partial_artifacts(tiny_model_dir, tiny_csv, lab_home) -> None:
+    job_id = submit("finetune", model=str(tiny_model_dir), dataset=f"csv:{tiny_csv}",
+                    sets=["max_steps=100000", "batch_size=8", "max_length=32"])
+    store.claim(None, job_id=job_id)
+
+    def cancel_when_training() -> None:
+        for _ in range(600):
+            if "step" in (store.get_job(job_id).message or ""):
+                store.request_cancel(job_id)
+                return
+            time.sleep(0.05)
+
+    t = threading.Thread(target=cancel_when_training)
+    t.start()
+    start = time.time()
+    status = run_claimed(job_id)
+    t.join()
+    assert status == "cancelled" and time.time() - start < 60
+    assert store.get_job(job_id).status == "cancelled"
+    assert not list((lab_home / "artifacts").glob(f"job-{job_id}*"))
