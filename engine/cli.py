@@ -206,7 +206,7 @@ def wait_for(job_id: int, poll_s: float = 0.5):
                                     refresh=False)
                 bar.n = round(100 * j.progress, 1)
                 bar.refresh()
-            except Exception:
+            except Exception:  # noqa: BLE001 (shown to the user, never raised)
                 pass
             stop.wait(poll_s)
 

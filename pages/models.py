@@ -43,7 +43,7 @@ with card_col:
     if model_id:
         try:
             card = checkpoint_card(model_id)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 (shown to the user, never raised)
             show_error(exc)
     if card:
         c1, c2, c3 = st.columns(3)
@@ -63,7 +63,7 @@ with data_col:
     if dataset_id:
         try:
             data = load_dataset(dataset_id)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 (shown to the user, never raised)
             show_error(exc)
     if data is not None:
         summary = data.summary()
@@ -85,5 +85,5 @@ if card and data is not None:
         try:
             job_id = submit(action, model=model_id, dataset=dataset_id, device=worker_device())
             st.success(f"Queued job {job_id} ({action}); follow it on the Jobs page.")
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 (shown to the user, never raised)
             show_error(exc)

@@ -27,7 +27,7 @@ def start_background_work() -> None:
             if job_id is not None:
                 st.toast(f"Preparing the default teacher (job {job_id}); see the Jobs page.")
         st.session_state["worker_state"] = ensure_worker()
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 (shown to the user, never raised)
         st.error(f"The lab could not start its background work: {exc}")
 
 

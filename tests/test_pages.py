@@ -8,7 +8,8 @@ from streamlit.testing.v1 import AppTest
 from storage import jobs as store
 from tests.conftest import ROOT
 
-PAGES = ["pages/home.py", "pages/models.py", "pages/jobs.py", "pages/results.py"]
+PAGES = ["pages/home.py", "pages/models.py", "pages/compress.py", "pages/jobs.py",
+         "pages/results.py"]
 
 
 def app(page: str | None = None) -> AppTest:
@@ -103,3 +104,21 @@ def test_results_page_chart_and_table() -> None:
     at = app("pages/results.py")
     assert at.get("plotly_chart"), "the accuracy/latency scatter is drawn"
     assert len(at.dataframe[0].value) == 1
+
+
+def test_compress_page_form_comes_from_the_config(tiny_model_dir) -> None:
+    seed()
+    at = app("pages/compress.py")
+    at.session_state["method"] = "finetune"
+    at.run()
+    assert not at.exception
+    from engine.registry import get_method
+
+    keys = {w.key for w in at.number_input} | {w.key for w in at.text_input}
+    for info in get_method("finetune").config.fields_info():
+        assert f"cfg_finetune_{info['name']}" in keys, info["name"]
+    at.number_input(key="cfg_finetune_batch_size").set_value(8).run()
+    at.button(key="launch").click().run()
+    assert any("Queued job" in s.value for s in at.success), [e.value for e in at.error]
+    job = store.list_jobs(limit=1)[0]
+    assert job.method == "finetune" and job.config["data"]["batch_size"] == 8

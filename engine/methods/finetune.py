@@ -16,7 +16,7 @@ class FinetuneConfig(MethodConfig):
     method = "finetune"
     version = 1
 
-    epochs: float = param(2.0, "Passes over the training split (ignored when max_steps > 0).",
+    epochs: float = param(3.0, "Passes over the training split (ignored when max_steps > 0).",
                           min=0.01, max=100)
     max_steps: int = param(0, "Optimizer steps to run; 0: use epochs.", min=0)
     lr: float = param(1e-4, "Peak learning rate of AdamW (linear warm-up, then linear decay);"
