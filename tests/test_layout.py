@@ -10,6 +10,11 @@ from storage.settings import SETTINGS
 from tests.conftest import ROOT
 
 
+# Pages that run a model in the dashboard's process through one cached engine function
+# (DESIGN.md allows it for interactive views); every other page must stay light.
+MODEL_IN_THE_LOOP = {"pages/attention.py"}
+
+
 def test_pages_never_import_torch() -> None:
     """Rendering every page (with the engine helpers they use) leaves torch unimported."""
     code = (
@@ -17,7 +22,7 @@ def test_pages_never_import_torch() -> None:
         "os.environ['LAB_WORKER_AUTOSTART'] = '0'\n"
         "from streamlit.testing.v1 import AppTest\n"
         "from tests.test_pages import PAGES\n"
-        "for page in PAGES:\n"
+        f"for page in [p for p in PAGES if p not in {sorted(MODEL_IN_THE_LOOP)!r}]:\n"
         "    at = AppTest.from_file('app.py', default_timeout=60); at.run()\n"
         "    at.switch_page(page); at.run()\n"
         "    assert not at.exception, (page, at.exception)\n"
