@@ -70,6 +70,9 @@ def _parser() -> argparse.ArgumentParser:
 
     c = sub.add_parser("cancel", help="cancel a queued or running job")
     c.add_argument("job_id", type=int)
+
+    d = sub.add_parser("delete", help="delete a finished job, its results and its artifacts")
+    d.add_argument("job_id", type=int)
     return p
 
 
@@ -139,6 +142,12 @@ def _dispatch(args: argparse.Namespace) -> int:
         return EXIT_OK if job.status in (DONE, QUEUED, RUNNING) else EXIT_FAILED
     if args.command == "cancel":
         print(store.request_cancel(args.job_id))
+        return EXIT_OK
+    if args.command == "delete":
+        from engine.submit import delete_run
+
+        delete_run(args.job_id)
+        print(f"deleted job {args.job_id}")
         return EXIT_OK
     raise AssertionError(args.command)
 

@@ -72,17 +72,34 @@ def resolve(model_id: str) -> ModelRef:
             raise LabError(f"{model_id}: no such model; that job does not exist or has not "
                            f"produced a model yet (`python -m engine jobs` lists them)")
         return ModelRef(model_id, row.path, row.source, row.job_id)
-    path = Path(model_id).expanduser()
-    if path.exists():
-        if not path.is_dir() or not (path / "config.json").is_file():
-            raise LabError(f"{model_id}: not a model directory (a Hugging Face model folder "
-                           f"has a config.json and safetensors weights)")
-        return ModelRef(model_id, str(path.resolve()), "local")
+    path = local_model_dir(model_id)
+    if path is not None:
+        return ModelRef(model_id, str(path), "local")
     if HUB_ID.match(model_id):
         return ModelRef(model_id, model_id, "hub")
     raise LabError(f"unknown model {model_id!r}; use default, minilm-l6, job:ID, "
                    f"preset:{'|'.join(PRESETS)}, a local model directory or a hub id "
                    f"like owner/name")
+
+
+def local_model_dir(model_id: str) -> Path | None:
+    """The resolved folder for a local model path, None when no such path exists; LabError
+    when it exists but is not a model folder or lies outside LAB_MODEL_DIRS."""
+    from storage import settings
+
+    path = Path(model_id).expanduser()
+    if not path.exists():
+        return None
+    resolved = path.resolve()
+    allowed = settings.model_dirs()
+    if not any(resolved.is_relative_to(d) for d in allowed):
+        raise LabError(f"{model_id}: local models load only from the folders in LAB_MODEL_DIRS "
+                       f"({', '.join(map(str, allowed))}); copy the model folder there or add "
+                       f"its folder to LAB_MODEL_DIRS")
+    if not resolved.is_dir() or not (resolved / "config.json").is_file():
+        raise LabError(f"{model_id}: not a model directory (a Hugging Face model folder has a "
+                       f"config.json and safetensors weights)")
+    return resolved
 
 
 def read_meta(path: str | Path) -> dict[str, Any]:

@@ -365,6 +365,9 @@ class Heartbeat:
                     store.report_progress(self.job_id)
                 if self.worker_id is not None:
                     store.worker_heartbeat(self.worker_id)
+                    # A busy worker still reaps jobs of dead workers (see worker.reap).
+                    store.reap_stale(store.utcnow(), settings.heartbeat_timeout_s(),
+                                     settings.max_attempts())
             except Exception:
                 log.warning("heartbeat failed", exc_info=True)
 

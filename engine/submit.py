@@ -59,7 +59,7 @@ def _input_job(model: str) -> int | None:
 
 def check_model_id(model: str) -> None:
     """Refuse ids that can never work, without loading anything."""
-    from engine.models import HUB_ID, PRESETS
+    from engine.models import HUB_ID, PRESETS, local_model_dir
 
     if model in (DEFAULT_ALIAS, "minilm-l6") or model.startswith("job:"):
         return
@@ -67,11 +67,7 @@ def check_model_id(model: str) -> None:
         if model[7:] not in PRESETS:
             raise LabError(f"unknown preset {model[7:]!r}; use one of {', '.join(PRESETS)}")
         return
-    path = Path(model).expanduser()
-    if path.exists():
-        if not path.is_dir() or not (path / "config.json").is_file():
-            raise LabError(f"{model}: not a model directory (a Hugging Face model folder has a "
-                           f"config.json and safetensors weights)")
+    if local_model_dir(model) is not None:
         return
     if not HUB_ID.match(model):
         raise LabError(f"unknown model {model!r}; use default, minilm-l6, job:ID, "
@@ -115,3 +111,21 @@ def submit(method: str, model: str = DEFAULT_ALIAS, dataset: str = "rotten-tomat
         check(data)
     parent_id = _input_job(model)
     return store.enqueue(method, cfg.to_json(), model, dataset, parent_id=parent_id)
+
+
+def delete_run(job_id: int) -> None:
+    """Delete a finished job with its rows and its artifact folder (only inside the lab's
+    artifacts folder: a row can never make the lab delete files elsewhere)."""
+    import shutil
+
+    from storage import settings
+
+    try:
+        paths = store.delete_job(job_id)
+    except ValueError as exc:
+        raise LabError(str(exc)) from exc
+    root = settings.artifacts_dir().resolve()
+    for folder in [*paths, str(root / f"job-{job_id}"), str(root / f"job-{job_id}.partial")]:
+        target = Path(folder).resolve()
+        if target.is_relative_to(root) and target != root:
+            shutil.rmtree(target, ignore_errors=True)

@@ -3,15 +3,28 @@
 import plotly.graph_objects as go
 import streamlit as st
 
-from pages.ui import elapsed, eta, fmt_seconds
+from engine.config import LabError
+from engine.submit import delete_run
+from pages.ui import elapsed, eta, fmt_seconds, show_error
 from storage import jobs as store
 
 st.title("Jobs")
 show_finished = st.toggle("Show finished jobs", value=True, key="show_finished")
 
 
+def delete(job_id: int) -> None:
+    """Delete a finished run (rows and artifacts); explain when it cannot be deleted."""
+    try:
+        delete_run(job_id)
+        st.toast(f"Deleted job {job_id}.")
+    except Exception as exc:  # noqa: BLE001 (shown to the user, never raised)
+        st.session_state["delete_error"] = str(exc)
+
+
 @st.fragment(run_every=2)
 def queue() -> None:
+    if st.session_state.get("delete_error"):
+        show_error(LabError(st.session_state.pop("delete_error")))
     statuses = None if show_finished else ("queued", "running")
     jobs = store.list_jobs(limit=100, statuses=statuses)
     if not jobs:
@@ -39,6 +52,9 @@ def queue() -> None:
             else:
                 st.caption(f"{job.message} · took "
                            f"{fmt_seconds(elapsed(job.started_at, job.finished_at))}")
+            if job.status in ("done", "failed", "cancelled"):
+                action.button("Delete", key=f"delete_{job.id}", on_click=delete, args=(job.id,),
+                              help="Remove this run, its results and its model files")
             if job.status == "running" and job.curves:
                 fig = go.Figure()
                 for name, points in job.curves.items():

@@ -18,6 +18,7 @@ from storage.models import (
     CANCELLED,
     DONE,
     FAILED,
+    FINISHED,
     QUEUED,
     RUNNING,
     Job,
@@ -342,3 +343,37 @@ def _latency_dict(row: Latency) -> dict[str, Any]:
 
 def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
+
+
+# --------------------------------------------------------------------------- delete
+
+
+def dependents(job_id: int) -> list[int]:
+    """Jobs that took this job's output as their input."""
+    with session_scope() as s:
+        return list(s.scalars(select(Job.id).where(Job.parent_id == job_id).order_by(Job.id)))
+
+
+def delete_job(job_id: int) -> list[str]:
+    """Delete a finished job, its metrics, latencies, predictions and model row; return the
+    artifact folders the caller must remove (files are not rows: see engine.cleanup).
+
+    Refuses a queued or running job (cancel it first) and a job whose output other jobs use
+    (delete those first), so no row is left pointing at nothing."""
+    with session_scope() as s:
+        job = s.get(Job, job_id)
+        if job is None:
+            raise JobNotFound(f"no job {job_id}")
+        if job.status not in FINISHED:
+            raise ValueError(f"job {job_id} is {job.status}; cancel it before deleting it")
+        children = list(s.scalars(select(Job.id).where(Job.parent_id == job_id)))
+        if children:
+            raise ValueError(f"job {job_id}'s model is the input of job(s) "
+                             f"{', '.join(map(str, children))}; delete those first")
+        paths = [p for p in s.scalars(select(ModelRecord.path).where(ModelRecord.job_id == job_id))]
+        s.execute(delete(ModelRecord).where(ModelRecord.job_id == job_id))
+        s.execute(delete(Prediction).where(Prediction.job_id == job_id))
+        s.execute(delete(Latency).where(Latency.job_id == job_id))
+        s.execute(delete(Metrics).where(Metrics.job_id == job_id))
+        s.execute(delete(Job).where(Job.id == job_id))
+    return paths

@@ -43,6 +43,11 @@ SETTINGS: tuple[Setting, ...] = (
         "Times a job is started before a dead worker makes it fail instead of re-queueing it.",
     ),
     Setting(
+        "LAB_MODEL_DIRS",
+        "$LAB_HOME/models:~/models",
+        "Folders (separated by `:`) inside which local model directories may be loaded.",
+    ),
+    Setting(
         "LAB_WORKER_AUTOSTART",
         "1",
         "`1`: the dashboard starts a background worker when none is alive; `0`: it does not.",
@@ -104,6 +109,15 @@ def heartbeat_timeout_s() -> float:
 
 def max_attempts() -> int:
     return int(_get("LAB_MAX_ATTEMPTS") or _DEFAULTS["LAB_MAX_ATTEMPTS"])
+
+
+def model_dirs() -> list[Path]:
+    """Folders a local model path must lie in (resolved, so links cannot escape them); the
+    lab's own artifacts folder is always allowed."""
+    raw = _get("LAB_MODEL_DIRS")
+    entries = raw.split(os.pathsep) if raw else [str(lab_home() / "models"), "~/models"]
+    dirs = [Path(os.path.expandvars(e)).expanduser().resolve() for e in entries if e.strip()]
+    return dirs + [artifacts_dir().resolve()]
 
 
 def worker_autostart() -> bool:

@@ -23,12 +23,15 @@ NEGATIVE = ["a dull, lifeless mess", "boring and far too long", "i hated the end
 
 
 @pytest.fixture(autouse=True)
-def lab_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Every test gets its own LAB_HOME (and so its own SQLite database)."""
+def lab_home(tmp_path: Path, tmp_path_factory: pytest.TempPathFactory,
+             monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every test gets its own LAB_HOME (and so its own SQLite database); local models may
+    load from pytest's temporary folders."""
     from storage.db import dispose_all
 
     home = tmp_path / "lab"
     monkeypatch.setenv("LAB_HOME", str(home))
+    monkeypatch.setenv("LAB_MODEL_DIRS", str(tmp_path_factory.getbasetemp()))
     monkeypatch.delenv("LAB_DATABASE_URL", raising=False)
     dispose_all()
     yield home

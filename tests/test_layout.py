@@ -9,7 +9,6 @@ import sys
 from storage.settings import SETTINGS
 from tests.conftest import ROOT
 
-
 # Pages that run a model in the dashboard's process through one cached engine function
 # (DESIGN.md allows it for interactive views); every other page must stay light.
 MODEL_IN_THE_LOOP = {"pages/attention.py"}

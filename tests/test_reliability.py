@@ -1,0 +1,164 @@
+"""Faults and load: a killed worker, concurrent submitters and workers, restart, delete."""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from engine.config import LabError
+from engine.submit import delete_run, submit
+from storage import jobs as store
+from tests.conftest import ROOT
+
+QUICK_EVAL = ["max_length=16", "batch_sizes=[1]", "warmup=0", "latency_runs=2", "test_limit=4"]
+
+
+def start_worker(**env: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "engine", "worker"], cwd=ROOT,
+                            env={**os.environ, **env}, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+
+
+def wait_until(predicate, timeout: float = 120, poll: float = 0.3) -> bool:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if predicate():
+            return True
+        time.sleep(poll)
+    return False
+
+
+def stop(proc: subprocess.Popen) -> int:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+    try:
+        return proc.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        return proc.wait()
+
+
+def test_killed_worker_fails_its_job_and_a_new_worker_goes_on(tiny_model_dir, tiny_csv,
+                                                               lab_home) -> None:
+    env = {"LAB_HEARTBEAT_TIMEOUT_S": "4", "LAB_MAX_ATTEMPTS": "1"}
+    long_job = submit("finetune", model=str(tiny_model_dir), dataset=f"csv:{tiny_csv}",
+                      sets=["max_steps=100000", "batch_size=8", "max_length=16"])
+    next_job = submit("evaluate", model=str(tiny_model_dir), dataset=f"csv:{tiny_csv}",
+                      sets=QUICK_EVAL)
+    first = start_worker(**env)
+    try:
+        assert wait_until(lambda: "step" in (store.get_job(long_job).message or ""))
+        first.kill()  # SIGKILL: no chance to clean up
+        first.wait(timeout=30)
+        second = start_worker(**env)
+        try:
+            assert wait_until(lambda: store.get_job(next_job).status == "done", timeout=180)
+            assert wait_until(lambda: store.get_job(long_job).status == "failed", timeout=60)
+        finally:
+            assert stop(second) == 0
+    finally:
+        if first.poll() is None:
+            first.kill()
+    job = store.get_job(long_job)
+    assert "worker" in job.error and "died" in job.error
+    assert not list((lab_home / "artifacts").glob(f"job-{long_job}*"))
+
+
+def _submit_many(home: str, model: str, csv: str, n: int, out: mp.Queue) -> None:
+    os.environ["LAB_HOME"] = home
+    try:
+        out.put([submit("evaluate", model=model, dataset=f"csv:{csv}", sets=QUICK_EVAL)
+                 for _ in range(n)])
+    except Exception as exc:  # noqa: BLE001 (reported to the test)
+        out.put(repr(exc))
+
+
+def test_fifty_concurrent_jobs_run_exactly_once(tiny_model_dir, tiny_csv, lab_home) -> None:
+    """Threads and processes submit 50 jobs while two workers run them; then a restart."""
+    ids: list[int] = []
+    errors: list[str] = []
+    workers = [start_worker(), start_worker()]
+    try:
+        def from_thread() -> None:
+            try:
+                for _ in range(10):
+                    ids.append(submit("evaluate", model=str(tiny_model_dir),
+                                      dataset=f"csv:{tiny_csv}", sets=QUICK_EVAL))
+            except Exception as exc:  # noqa: BLE001
+                errors.append(repr(exc))
+
+        ctx = mp.get_context("spawn")
+        out = ctx.Queue()
+        procs = [ctx.Process(target=_submit_many,
+                             args=(str(lab_home), str(tiny_model_dir), str(tiny_csv), 10, out))
+                 for _ in range(2)]
+        threads = [threading.Thread(target=from_thread) for _ in range(3)]
+        for t in [*procs, *threads]:
+            t.start()
+        for t in threads:
+            t.join()
+        for _ in procs:
+            got = out.get(timeout=120)
+            (ids.extend if isinstance(got, list) else errors.append)(got)
+        for p in procs:
+            p.join(timeout=60)
+        assert not errors, errors
+        assert len(ids) == len(set(ids)) == 50
+
+        # Restart half-way: stop one worker gracefully; nothing queued may be lost.
+        assert wait_until(lambda: store.count_jobs().get("done", 0) >= 10, timeout=300)
+        assert stop(workers[0]) == 0
+        workers[0] = start_worker()
+        assert wait_until(lambda: store.count_jobs().get("done", 0) == 50, timeout=600), \
+            store.count_jobs()
+    finally:
+        for w in workers:
+            stop(w)
+    jobs = [store.get_job(i) for i in ids]
+    assert all(j.status == "done" and j.attempts == 1 for j in jobs), \
+        [(j.id, j.status, j.attempts, j.error) for j in jobs if j.status != "done"]
+
+
+def test_delete_removes_rows_and_artifacts(tiny_model_dir, tiny_csv, lab_home) -> None:
+    from engine.runner import run_claimed
+
+    job_id = submit("finetune", model=str(tiny_model_dir), dataset=f"csv:{tiny_csv}",
+                    sets=["max_steps=2", "batch_size=8", "max_length=16"])
+    store.claim(None, job_id=job_id)
+    run_claimed(job_id)
+    child = submit("evaluate", model=f"job:{job_id}", dataset=f"csv:{tiny_csv}", sets=QUICK_EVAL)
+    store.claim(None, job_id=child)
+    run_claimed(child)
+    with pytest.raises(LabError, match="delete those first"):
+        delete_run(job_id)
+    delete_run(child)
+    delete_run(job_id)
+    assert store.list_jobs() == [] and store.list_models() == []
+    assert store.predictions(job_id) == []
+    assert list((lab_home / "artifacts").iterdir()) == []
+
+
+def test_running_job_cannot_be_deleted(tiny_csv) -> None:
+    job_id = submit("evaluate", model="minilm-l6", dataset=f"csv:{tiny_csv}")
+    store.claim(None, job_id=job_id)
+    with pytest.raises(LabError, match="cancel it"):
+        delete_run(job_id)
+
+
+def test_delete_never_touches_files_outside_artifacts(tmp_path: Path, tiny_csv) -> None:
+    outside = tmp_path / "precious"
+    outside.mkdir()
+    job_id = submit("evaluate", model="minilm-l6", dataset=f"csv:{tiny_csv}")
+    store.claim(None, job_id=job_id)
+    store.finish(job_id, output_model=f"job:{job_id}")
+    store.register_model(f"job:{job_id}", str(outside), "job", job_id=job_id)
+    delete_run(job_id)
+    assert outside.is_dir()
