@@ -99,7 +99,43 @@ def local_model_dir(model_id: str) -> Path | None:
     if not resolved.is_dir() or not (resolved / "config.json").is_file():
         raise LabError(f"{model_id}: not a model directory (a Hugging Face model folder has a "
                        f"config.json and safetensors weights)")
+    check_checkpoint(resolved, model_id)
     return resolved
+
+
+SUPPORTED_MODEL_TYPES = ("bert",)  # the methods edit BertModel's modules (heads, layers)
+
+
+def check_checkpoint(folder: Path, model_id: str) -> None:
+    """Cheap checks of a model folder, without torch: a readable config of a BERT model and
+    safetensors files whose headers parse and whose sizes match (no truncated or corrupt
+    weights). Raises LabError saying what is wrong."""
+    try:
+        cfg = json.loads((folder / "config.json").read_text())
+    except (OSError, ValueError) as exc:
+        raise LabError(f"{model_id}: config.json is not valid JSON ({exc})") from exc
+    if cfg.get("model_type") not in SUPPORTED_MODEL_TYPES:
+        raise LabError(f"{model_id}: a {cfg.get('model_type') or 'unknown'} model; the lab "
+                       f"works with BERT-architecture models (model_type bert)")
+    files = list(folder.glob("*.safetensors"))
+    if not files:
+        raise LabError(f"{model_id}: no safetensors weights in the folder (the lab never loads "
+                       f"pickled .bin/.pt weights); save the model with safe_serialization")
+    for f in files:
+        try:
+            with f.open("rb") as fh:
+                n = int.from_bytes(fh.read(8), "little")
+                if n > f.stat().st_size:  # garbage length: don't try to read it
+                    raise ValueError("bad header length")
+                header = json.loads(fh.read(n))
+            end = max((info["data_offsets"][1] for k, info in header.items()
+                       if k != "__metadata__"), default=0)
+            ok = f.stat().st_size == 8 + n + end
+        except (OSError, ValueError, KeyError, TypeError, OverflowError, MemoryError):
+            ok = False
+        if not ok:
+            raise LabError(f"{model_id}: the weights file {f.name} is corrupt or truncated; "
+                           f"save or copy the model again")
 
 
 def read_meta(path: str | Path) -> dict[str, Any]:
