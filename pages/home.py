@@ -12,24 +12,32 @@ st.markdown(
     "and look inside the attention heads. Every speedup is measured *paired*: the compressed "
     "model and its parent are timed in the same process, interleaved.")
 
-teacher = store.find_model("default")
-pending = store.pending_alias_job("default")
-if teacher is not None:
-    job = store.get_job(teacher.job_id) if teacher.job_id else None
-    acc = job.metrics.accuracy if job is not None and job.metrics is not None else None
-    st.success(f"The default teacher is ready: MiniLM-L6 fine-tuned on Rotten Tomatoes, "
-               f"{teacher.params or 0:,} parameters, {teacher.size_mb or 0:.1f} MB"
-               + (f", **{acc:.1%}** test accuracy." if acc is not None else "."),
-               icon=":material/check_circle:")
-elif pending is not None:
-    job = store.get_job(pending)
-    st.info(f"The default teacher is being prepared by job {job.id} ({job.status}): "
-            f"{job.message}. It takes about 10 minutes on 2 CPU cores.",
-            icon=":material/hourglass_top:")
-    st.progress(job.progress, text=f"{job.progress:.0%}, about {fmt_seconds(eta(job))} left")
-else:
-    st.warning("No default teacher yet. It will be queued when the dashboard restarts, or run "
-               "`python -m engine submit finetune --model minilm-l6`.")
+
+
+@st.fragment(run_every=2)
+def teacher_status() -> None:
+    """Live while the teacher is being built; one line once it is ready."""
+    teacher = store.find_model("default")
+    pending = store.pending_alias_job("default")
+    if teacher is not None:
+        job = store.get_job(teacher.job_id) if teacher.job_id else None
+        acc = job.metrics.accuracy if job is not None and job.metrics is not None else None
+        st.success(f"The default teacher is ready: MiniLM-L6 fine-tuned on Rotten Tomatoes, "
+                   f"{teacher.params or 0:,} parameters, {teacher.size_mb or 0:.1f} MB"
+                   + (f", **{acc:.1%}** test accuracy." if acc is not None else "."),
+                   icon=":material/check_circle:")
+    elif pending is not None:
+        job = store.get_job(pending)
+        st.info(f"The default teacher is being prepared by job {job.id} ({job.status}): "
+                f"{job.message}. It takes about 10 minutes on 2 CPU cores.",
+                icon=":material/hourglass_top:")
+        st.progress(job.progress, text=f"{job.progress:.0%}, about {fmt_seconds(eta(job))} left")
+    else:
+        st.warning("No default teacher yet. It is queued when the dashboard starts, or run "
+                   "`python -m engine submit finetune --model minilm-l6`.")
+
+
+teacher_status()
 
 device = worker_device()
 st.caption(f"Worker: {'running on ' + device if device else 'not running (starting)'}.")
