@@ -16,6 +16,7 @@ page = st.navigation([
     st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
     st.Page("pages/models.py", title="Models", icon=":material/model_training:"),
     st.Page("pages/compress.py", title="Compress", icon=":material/compress:"),
+    st.Page("pages/heads.py", title="Heads", icon=":material/grid_view:"),
     st.Page("pages/jobs.py", title="Jobs", icon=":material/pending_actions:"),
     st.Page("pages/results.py", title="Results", icon=":material/scatter_plot:"),
 ])

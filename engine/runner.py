@@ -57,6 +57,8 @@ class JobContext:
         self._last_write = 0.0
         self._curve_buffer: dict[str, tuple[float, float]] = {}
         self._span = (0.0, 1.0)
+        # Extra metrics a method reports even when it returns no model (e.g. head scores).
+        self.notes: dict[str, Any] = {}
 
     # -- inputs ---------------------------------------------------------------------------
     @functools.cached_property
@@ -263,6 +265,7 @@ def _run(job: Job, device: str, partial: Path, out_dir: Path) -> str:
                    versions=_versions(), threads=torch.get_num_threads())
     if produced is not None:
         metrics.update(produced.notes)
+    metrics.update(ctx.notes)
 
     timed = {"self": Timed(model, model_device, produced.runtime if produced else "eager")}
     if parent_model is not None:

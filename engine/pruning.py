@@ -1,0 +1,440 @@
+"""Pruning surgery on BERT-style encoders: head importance, physical head removal, layer
+dropping, magnitude sparsity, 2:4 masks, and rebuilding a pruned checkpoint from disk.
+
+Head numbers are always those of the ORIGINAL model (`config.num_attention_heads` heads per
+layer); `config.pruned_heads` maps a layer index to the original numbers of its removed heads,
+so a model pruned twice, saved and reloaded keeps one consistent numbering. Layer indices are
+those of the current model. transformers 5 has no `prune_heads`, hence the slicing here.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from engine.config import LabError
+
+Scores = list[list[float | None]]  # [layers][original heads]; None: head already removed
+
+
+# ------------------------------------------------------------------------ structure
+
+
+def encoder_layers(model) -> nn.ModuleList:
+    """The encoder's layer list of a BERT-style model (BERT, MiniLM, RoBERTa...)."""
+    layers = getattr(getattr(model.base_model, "encoder", None), "layer", None)
+    ok = layers is not None and all(
+        hasattr(getattr(layer, "attention", None), "self")
+        and hasattr(layer.attention.self, "query") for layer in layers)
+    if not ok:
+        raise LabError(f"pruning supports BERT-style encoders (BERT, MiniLM, RoBERTa); "
+                       f"{type(model).__name__} has another layout: distill it into a BERT "
+                       f"student first")
+    return layers
+
+
+def head_size(config) -> int:
+    return config.hidden_size // config.num_attention_heads
+
+
+def pruned_map(config) -> dict[int, list[int]]:
+    """config.pruned_heads with int keys (JSON stores them as strings) and sorted heads."""
+    raw = getattr(config, "pruned_heads", None) or {}
+    return {int(k): sorted(int(h) for h in v) for k, v in raw.items() if v}
+
+
+def kept_heads(config, layer: int) -> list[int]:
+    """Original numbers of the heads a layer still has, in the order of its weights."""
+    gone = set(pruned_map(config).get(layer, []))
+    return [h for h in range(config.num_attention_heads) if h not in gone]
+
+
+def heads_per_layer(config) -> list[int]:
+    return [len(kept_heads(config, i)) for i in range(config.num_hidden_layers)]
+
+
+class _NoHeads:
+    """Mixin for a self-attention with every head removed: it outputs a [B, T, 0] tensor, so
+    the attention block adds only the output bias before its LayerNorm, exactly what masking
+    all of the layer's heads gives. Attention maps come back as [B, 0, T, T]."""
+
+    def forward(self, hidden_states, attention_mask=None, *args, **kwargs):
+        b, t = hidden_states.shape[:2]
+        empty = hidden_states.new_zeros(b, t, 0)
+        return empty, hidden_states.new_zeros(b, 0, t, t)
+
+
+_NO_HEADS_CLASSES: dict[type, type] = {}
+
+
+def _linear(weight: torch.Tensor, bias: torch.Tensor | None) -> nn.Linear:
+    with warnings.catch_warnings():  # a layer with no heads left has zero-size weights
+        warnings.filterwarnings("ignore", "Initializing zero-element tensors")
+        out = nn.Linear(weight.shape[1], weight.shape[0], bias=bias is not None,
+                        device=weight.device, dtype=weight.dtype)
+    with torch.no_grad():
+        out.weight.copy_(weight)
+        if bias is not None:
+            out.bias.copy_(bias)
+    return out
+
+
+def _slice_attention(attention: nn.Module, keep: list[int], d: int) -> None:
+    """Keep the heads at positions `keep` (of the module's current heads): slice the rows of
+    query/key/value [n*d, hidden] and the columns of the output projection [hidden, n*d]."""
+    sa, dense = attention.self, attention.output.dense
+    idx = torch.tensor([p * d + j for p in keep for j in range(d)], dtype=torch.long,
+                       device=dense.weight.device)
+    for name in ("query", "key", "value"):
+        lin = getattr(sa, name)
+        setattr(sa, name, _linear(lin.weight.data[idx], None if lin.bias is None
+                                  else lin.bias.data[idx]))
+    attention.output.dense = _linear(dense.weight.data[:, idx], dense.bias.data
+                                     if dense.bias is not None else None)
+    sa.num_attention_heads = len(keep)
+    sa.all_head_size = len(keep) * d
+    if not keep and not isinstance(sa, _NoHeads):
+        # Swap in a subclass (not another class) so hooks that look for the model's
+        # self-attention class (output_attentions capture) still find this layer.
+        cls = type(sa)
+        if cls not in _NO_HEADS_CLASSES:
+            _NO_HEADS_CLASSES[cls] = type(f"{cls.__name__}NoHeads", (_NoHeads, cls), {})
+        sa.__class__ = _NO_HEADS_CLASSES[cls]
+
+
+def remove_heads(model, remove: dict[int, list[int]]) -> int:
+    """Physically remove heads (layer -> ORIGINAL head numbers) and record them in
+    config.pruned_heads. Returns the number of heads removed now."""
+    cfg, layers = model.config, encoder_layers(model)
+    pruned, d, count = pruned_map(cfg), head_size(cfg), 0
+    for layer, heads in sorted(remove.items()):
+        if not 0 <= layer < len(layers):
+            raise LabError(f"layer {layer} does not exist: the model has layers 0 to "
+                           f"{len(layers) - 1}")
+        kept = kept_heads(cfg, layer)
+        for h in heads:
+            if h not in kept:
+                raise LabError(f"head {layer}:{h} is not in the model (heads are numbered 0 "
+                               f"to {cfg.num_attention_heads - 1}; removed already: "
+                               f"{pruned.get(layer, [])})")
+        gone = set(heads)
+        if not gone:
+            continue
+        _slice_attention(layers[layer].attention, [p for p, h in enumerate(kept)
+                                                   if h not in gone], d)
+        pruned[layer] = sorted(set(pruned.get(layer, [])) | gone)
+        count += len(gone)
+        cfg.pruned_heads = pruned
+    cfg.pruned_heads = {k: v for k, v in pruned.items() if v}
+    return count
+
+
+def drop_layers(model, drop: list[int]) -> list[int]:
+    """Remove whole encoder layers (current indices); returns the kept indices."""
+    cfg, layers = model.config, encoder_layers(model)
+    keep = [i for i in range(len(layers)) if i not in set(drop)]
+    assert keep, "at least one layer must stay"
+    model.base_model.encoder.layer = nn.ModuleList([layers[i] for i in keep])
+    for new, layer in enumerate(model.base_model.encoder.layer):
+        for module in layer.modules():  # the KV-cache index, unused by encoders but kept right
+            if hasattr(module, "layer_idx"):
+                module.layer_idx = new
+    pruned = pruned_map(cfg)
+    cfg.num_hidden_layers = len(keep)
+    cfg.pruned_heads = {new: pruned[old] for new, old in enumerate(keep) if old in pruned}
+    return keep
+
+
+def layers_to_drop(n_layers: int, amount: float, strategy: str) -> list[int]:
+    """Sajjad et al.'s strategies: the top or bottom k layers, or every other layer from the
+    top (the last layer kept), with k = round(amount * n_layers)."""
+    k = min(n_layers - 1, round(amount * n_layers))
+    if strategy == "top":
+        return list(range(n_layers - k, n_layers))
+    if strategy == "bottom":
+        return list(range(k))
+    alternate = list(range(n_layers - 2, -1, -2))  # L-2, L-4, ...: keeps the top layer
+    return sorted(alternate[:k])
+
+
+# ------------------------------------------------------------------------ head importance
+
+
+def _normalise_per_layer(raw: list[torch.Tensor]) -> list[torch.Tensor]:
+    """Divide each layer's scores by their L2 norm (Michel et al. 2019, section 6)."""
+    return [s / s.norm().clamp_min(1e-12) if s.numel() else s for s in raw]
+
+
+def _to_original(model, per_layer: list[torch.Tensor]) -> Scores:
+    """Scores by current position -> a [layers][original heads] grid, None where removed."""
+    cfg = model.config
+    out: Scores = []
+    for layer, scores in enumerate(per_layer):
+        row: list[float | None] = [None] * cfg.num_attention_heads
+        for pos, h in enumerate(kept_heads(cfg, layer)):
+            row[h] = round(float(scores[pos]), 6)
+        out.append(row)
+    return out
+
+
+def head_importance(model, tokenizer, texts: list[str], labels: list[int], method: str,
+                    max_length: int = 64, batch_size: int = 32, seed: int = 0,
+                    device: str = "cpu",
+                    progress: Callable[[float], None] | None = None) -> Scores:
+    """Importance of every head, normalised per layer.
+
+    gradient: Michel et al. 2019: the absolute gradient of the classification loss with
+    respect to a per-head gate (all ones) on each head's output, summed over batches of
+    `texts` and divided by their count. magnitude: the L2 norm of the head's query, key,
+    value rows and output columns. random: uniform, from `seed` (a baseline).
+    """
+    layers = encoder_layers(model)
+    counts = heads_per_layer(model.config)
+    if method == "random":
+        g = torch.Generator().manual_seed(seed)
+        raw = [torch.rand(n, generator=g) for n in counts]
+    elif method == "magnitude":
+        d = head_size(model.config)
+        raw = []
+        for layer, n in zip(layers, counts):
+            sa, dense = layer.attention.self, layer.attention.output.dense
+            sq = sum(getattr(sa, k).weight.detach().float().pow(2).sum(1) for k in
+                     ("query", "key", "value")) + dense.weight.detach().float().pow(2).sum(0)
+            raw.append(sq.view(n, d).sum(1).sqrt().cpu() if n else torch.zeros(0))
+    elif method == "gradient":
+        raw = _gradient_importance(model, layers, counts, tokenizer, texts, labels, max_length,
+                                   batch_size, device, progress)
+    else:
+        raise LabError(f"unknown importance {method!r}; use gradient, magnitude or random")
+    return _to_original(model, _normalise_per_layer(raw))
+
+
+def _gradient_importance(model, layers, counts, tokenizer, texts, labels, max_length,
+                         batch_size, device, progress) -> list[torch.Tensor]:
+    gates = [torch.ones(n, device=device, requires_grad=True) for n in counts]
+
+    def gate_hook(i: int):
+        def hook(module, args, output):
+            n = counts[i]
+            if n == 0:
+                return None
+            out = output[0]  # [B, T, n * d]
+            b, t, _ = out.shape
+            gated = (out.view(b, t, n, -1) * gates[i].view(1, 1, n, 1)).view(b, t, -1)
+            return (gated, *output[1:])
+        return hook
+
+    handles = [layer.attention.self.register_forward_hook(gate_hook(i))
+               for i, layer in enumerate(layers)]
+    # Only the gates need gradients: skipping the weights' gradients halves the backward pass.
+    flags = {n: p.requires_grad for n, p in model.named_parameters()}
+    for p in model.parameters():
+        p.requires_grad_(False)
+    was_training = model.training
+    model.eval()  # no dropout: the same examples give the same scores
+    total = [torch.zeros(n, device=device) for n in counts]
+    try:
+        for start in range(0, len(texts), batch_size):
+            batch = tokenizer(texts[start:start + batch_size], padding=True, truncation=True,
+                              max_length=max_length, return_tensors="pt").to(device)
+            y = torch.tensor(labels[start:start + batch_size], device=device)
+            loss = nn.functional.cross_entropy(model(**batch).logits.float(), y,
+                                               reduction="sum")
+            grads = torch.autograd.grad(loss, [g for g in gates if g.numel()])
+            it = iter(grads)
+            for i, g in enumerate(gates):
+                if g.numel():
+                    total[i] += next(it).abs()
+            if progress:
+                progress(min(1.0, (start + batch_size) / len(texts)))
+    finally:
+        for h in handles:
+            h.remove()
+        for n, p in model.named_parameters():
+            p.requires_grad_(flags[n])
+        model.train(was_training)
+    return [(t / max(1, len(texts))).cpu() for t in total]
+
+
+def lowest_heads(scores: Scores, amount: float) -> dict[int, list[int]]:
+    """The round(amount * remaining heads) lowest-scoring heads, over all layers (ties: the
+    lower layer, then the lower head)."""
+    alive = [(s, layer, h) for layer, row in enumerate(scores) for h, s in enumerate(row)
+             if s is not None]
+    n = round(amount * len(alive))
+    chosen: dict[int, list[int]] = {}
+    for _, layer, h in sorted(alive)[:n]:
+        chosen.setdefault(layer, []).append(h)
+    return {k: sorted(v) for k, v in chosen.items()}
+
+
+# ------------------------------------------------------------------------ weight sparsity
+
+
+def prunable_linears(model) -> list[tuple[str, nn.Linear]]:
+    """The encoder's linear layers (attention and feed-forward): what weight pruning touches.
+    Embeddings, the pooler and the classifier stay dense (small, and accuracy-critical)."""
+    layers = encoder_layers(model)
+    return [(f"layer.{i}.{name}", m) for i, layer in enumerate(layers)
+            for name, m in layer.named_modules()
+            if isinstance(m, nn.Linear) and m.weight.numel() > 0]
+
+
+def magnitude_masks(model, amount: float, scope: str) -> dict[str, torch.Tensor]:
+    """Boolean keep-masks that zero the `amount` fraction of smallest |w|, over all encoder
+    linear weights together (global) or within each weight matrix (per-layer)."""
+    linears = prunable_linears(model)
+    if scope == "global":
+        flat = torch.cat([m.weight.detach().abs().flatten().float().cpu() for _, m in linears])
+        k = int(amount * flat.numel())
+        threshold = flat.kthvalue(k).values.item() if k else -1.0
+        return {n: m.weight.detach().abs().float() > threshold for n, m in linears}
+    masks = {}
+    for n, m in linears:
+        w = m.weight.detach().abs().float()
+        k = int(amount * w.numel())
+        threshold = w.flatten().kthvalue(k).values.item() if k else -1.0
+        masks[n] = w > threshold
+    return masks
+
+
+def two_four_masks(model) -> dict[str, torch.Tensor]:
+    """2:4 keep-masks: in every group of 4 consecutive input weights, the 2 largest |w|."""
+    masks = {}
+    for n, m in prunable_linears(model):
+        w = m.weight.detach()
+        if w.shape[1] % 4:
+            continue
+        groups = w.abs().reshape(w.shape[0], -1, 4)
+        top = groups.topk(2, dim=-1).indices
+        mask = torch.zeros_like(groups, dtype=torch.bool).scatter_(-1, top, True)
+        masks[n] = mask.reshape_as(w)
+    return masks
+
+
+def apply_masks(model, masks: dict[str, torch.Tensor]) -> None:
+    with torch.no_grad():
+        for n, m in prunable_linears(model):
+            if n in masks:
+                m.weight.mul_(masks[n].to(m.weight.device, m.weight.dtype))
+
+
+def keep_masked(model, masks: dict[str, torch.Tensor]) -> list[Any]:
+    """Gradient hooks that zero the gradients of pruned weights, so recovery training keeps
+    them at zero (AdamW's moments stay zero too). Returns the handles to remove."""
+    handles = []
+    for n, m in prunable_linears(model):
+        if n in masks:
+            mask = masks[n].to(m.weight.device, m.weight.dtype)
+            handles.append(m.weight.register_hook(lambda g, mask=mask: g * mask))
+    return handles
+
+
+def sparsity(model) -> dict[str, float]:
+    """Fraction of zeros in the encoder's linear weights and in all parameters."""
+    linears = prunable_linears(model)
+    zeros = sum(int((m.weight == 0).sum()) for _, m in linears)
+    count = sum(m.weight.numel() for _, m in linears)
+    all_zeros = sum(int((p == 0).sum()) for p in model.parameters())
+    all_count = sum(p.numel() for p in model.parameters())
+    return {"encoder_linear": round(zeros / max(1, count), 5),
+            "all_params": round(all_zeros / max(1, all_count), 5)}
+
+
+# ------------------------------------------------------------------------ 2:4 on the GPU
+
+
+def semi_structured_problem(device: str) -> str | None:
+    """Why PyTorch's 2:4 semi-structured kernels cannot run on `device`, or None."""
+    if not device.startswith("cuda"):
+        return ("2:4 semi-structured sparsity needs an NVIDIA GPU (compute capability 8.0 or "
+                "newer, e.g. A100, H100): the worker runs on the CPU, where PyTorch has no 2:4 "
+                "kernels. Use kind=heads or kind=layers for a real CPU speedup")
+    if "(sm" in device:
+        sm = device.rsplit("(sm", 1)[1].rstrip(")")
+        if sm.isdigit() and int(sm) < 80:
+            return (f"2:4 semi-structured sparsity needs compute capability 8.0 or newer; this "
+                    f"GPU is sm{sm}. Use kind=heads or kind=layers instead")
+    return None
+
+
+def to_semi_structured(model) -> list[str]:
+    """Half precision, then every 2:4-masked encoder linear weight as a sparse semi-structured
+    tensor (CUDA only). Returns the names of weights left dense (shape not supported)."""
+    from torch.sparse import to_sparse_semi_structured
+
+    model.half()
+    dense = []
+    for n, m in prunable_linears(model):
+        try:
+            m.weight = nn.Parameter(to_sparse_semi_structured(m.weight.detach()),
+                                    requires_grad=False)
+        except (RuntimeError, ValueError):
+            dense.append(n)
+    return dense
+
+
+# ------------------------------------------------------------------------ estimates, loading
+
+
+def encoder_flops_per_token(config, seq_len: int) -> float:
+    """Multiply-adds x 2 per token through the encoder (projections, attention scores and
+    mixing, feed-forward), from the config; embeddings and head are negligible."""
+    h, d, i = config.hidden_size, head_size(config), config.intermediate_size
+    total = 0.0
+    for n in heads_per_layer(config):
+        total += 2 * (4 * h * n * d + 2 * seq_len * n * d + 2 * h * i)
+    return total
+
+
+def load(path: Path, meta: dict, eager_attention: bool = False):
+    """Rebuild a pruned checkpoint: build the original architecture from config.json, cut it
+    to the recorded shape (heads per layer, layers), then load the safetensors weights."""
+    from safetensors.torch import load_file
+    from transformers import AutoConfig, AutoModelForSequenceClassification
+
+    config = AutoConfig.from_pretrained(path, trust_remote_code=False)
+    config._attn_implementation = "eager" if eager_attention else "sdpa"
+    pruned = pruned_map(config)
+    config.pruned_heads = {}
+    with torch.device("meta"):  # no time spent initialising weights that are overwritten
+        model = AutoModelForSequenceClassification.from_config(
+            config, attn_implementation=config._attn_implementation)
+    model = model.to_empty(device="cpu")
+    remove_heads(model, pruned)
+    state = {}
+    for f in sorted(Path(path).glob("*.safetensors")):
+        state.update(load_file(str(f)))
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    # Non-persistent buffers (position ids) are not saved: rebuild them as the model would.
+    real_missing = [k for k in missing if not k.endswith(("position_ids", "token_type_ids"))]
+    if real_missing or unexpected:
+        raise LabError(f"{path}: the pruned checkpoint does not match its config (missing "
+                       f"{real_missing[:3]}, unexpected {unexpected[:3]}); re-run the job")
+    emb = model.base_model.embeddings
+    with torch.no_grad():
+        if hasattr(emb, "position_ids"):
+            emb.position_ids.copy_(torch.arange(emb.position_ids.shape[-1]).expand(1, -1))
+        if hasattr(emb, "token_type_ids"):
+            emb.token_type_ids.zero_()
+    if meta.get("semi_structured") and torch.cuda.is_available():
+        model = model.cuda()
+        to_semi_structured(model)
+    return model.eval()
+
+
+def timed(fn: Callable[[], Any]) -> tuple[Any, float]:
+    start = time.perf_counter()
+    out = fn()
+    return out, time.perf_counter() - start
+
+
+def fraction(x: float) -> str:
+    return f"{100 * x:.0f} %" if not math.isnan(x) else "-"
