@@ -8,7 +8,9 @@ import streamlit as st
 
 from pages.ui import start_background_work
 
-st.set_page_config(page_title="Compression Lab", page_icon=":material/compress:", layout="wide")
+# An emoji favicon is drawn locally; a :material/...: one is fetched from Google's font CDN,
+# the only request the dashboard would make outside this machine.
+st.set_page_config(page_title="Compression Lab", page_icon="🗜️", layout="wide")
 
 start_background_work()
 
@@ -19,5 +21,6 @@ page = st.navigation([
     st.Page("pages/heads.py", title="Heads", icon=":material/grid_view:"),
     st.Page("pages/jobs.py", title="Jobs", icon=":material/pending_actions:"),
     st.Page("pages/results.py", title="Results", icon=":material/scatter_plot:"),
+    st.Page("pages/attention.py", title="Attention", icon=":material/visibility:"),
 ])
 page.run()

@@ -9,7 +9,7 @@ from storage import jobs as store
 from tests.conftest import ROOT
 
 PAGES = ["pages/home.py", "pages/models.py", "pages/compress.py", "pages/jobs.py",
-         "pages/results.py", "pages/heads.py"]
+         "pages/results.py", "pages/heads.py", "pages/attention.py"]
 
 
 def app(page: str | None = None) -> AppTest:
