@@ -161,6 +161,10 @@ if len(results) == 2:
         st.caption("Jensen-Shannon divergence between matching heads' attention rows for this "
                    "sentence, averaged over tokens: 0 = the same attention, 1 = disjoint. Grey: "
                    "a head one of the models no longer has.")
+        if a.kept.shape != b.kept.shape:
+            st.caption(f"The models have {a.kept.shape[0]} and {b.kept.shape[0]} layers and no "
+                       f"record maps one onto the other (as a layer-pruning job keeps): layers "
+                       f"are compared by position.")
     except Exception as exc:  # noqa: BLE001 (shown to the user, never raised)
         show_error(exc)
 
