@@ -2,13 +2,17 @@
 
 For each batch size, every model gets `warmup` untimed runs, then the timed runs alternate
 between models (A B, B A, A B, ...) so that drift in machine load hits them alike.
+
+A model can run eager or compiled (torch.compile); a ratio is meaningful only between models
+under the same runtime, so a compiled model is compared with its parent compiled too, and the
+parent's own compile gain is reported apart (see engine/runner.py).
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -20,6 +24,20 @@ class Timed:
     model: object
     device: str
     runtime: str = "eager"  # eager | compiled
+    # seconds taken by the first (untimed) call per batch size: includes compiling
+    first_call_s: dict[int, float] = field(default_factory=dict)
+
+
+def compile_for_timing(model):
+    """torch.compile for fixed-shape timing runs (compiles on the first call of each shape).
+
+    dynamic=False: each batch size gets its own specialised graph (timed inputs are padded
+    to a fixed length). freezing (inference only): weights become constants that inductor
+    folds and may prepack for oneDNN. Parent and child get the same settings: like with like.
+    Compiling the MiniLM teacher takes 10-30 s per batch size on 2 CPU threads."""
+    import torch
+
+    return torch.compile(model, dynamic=False, options={"freezing": True})
 
 
 def fixed_batch(tokenizer, texts: list[str], batch_size: int, seq_len: int, device: str) -> dict:
@@ -42,6 +60,8 @@ def measure(models: dict[str, Timed], tokenizer, texts: list[str], batch_sizes: 
     from engine.device import synchronize
 
     results: dict[str, list[dict]] = {name: [] for name in models}
+    if any(t.runtime == "compiled" for t in models.values()):
+        warmup = max(warmup, 2)  # the first call compiles; the second settles caches
     total = len(batch_sizes) * (warmup + runs)
     done = 0
     with torch.inference_mode():
@@ -58,6 +78,8 @@ def measure(models: dict[str, Timed], tokenizer, texts: list[str], batch_sizes: 
                     start = time.perf_counter()
                     t.model(**inputs[n])
                     synchronize(t.device)
+                    if i == 0:
+                        t.first_call_s[bs] = time.perf_counter() - start
                     if i >= warmup:
                         samples[n].append((time.perf_counter() - start) * 1000)
                 done += 1
@@ -75,7 +97,8 @@ def measure(models: dict[str, Timed], tokenizer, texts: list[str], batch_sizes: 
 
 
 def speedups(own: list[dict], parent: list[dict]) -> dict[str, float]:
-    """Paired speedup by batch size (as a string key): parent p50 / own p50."""
+    """Paired speedup by batch size (as a string key): parent p50 / own p50. Both lists must
+    come from one `measure` call."""
     parent_by_bs = {r["batch_size"]: r for r in parent}
     return {str(r["batch_size"]): round(parent_by_bs[r["batch_size"]]["p50_ms"] / r["p50_ms"], 3)
             for r in own if r["batch_size"] in parent_by_bs}

@@ -28,6 +28,7 @@ from storage.models import Job
 log = logging.getLogger("engine")
 
 LATENCY_BATCH_SIZES = [1, 32]
+SLOW_SPEEDUP = 1.1  # below this paired speedup a method's "why not faster" note is shown
 
 
 class JobCancelled(Exception):
@@ -213,7 +214,7 @@ def _run(job: Job, device: str, partial: Path, out_dir: Path) -> str:
     import torch
 
     from engine import models as M
-    from engine.benchmark import Timed, measure, speedups
+    from engine.benchmark import measure
     from engine.device import describe
     from engine.registry import config_from_json, get_method
 
@@ -266,22 +267,29 @@ def _run(job: Job, device: str, partial: Path, out_dir: Path) -> str:
     if produced is not None:
         metrics.update(produced.notes)
     metrics.update(ctx.notes)
+    slow_note = metrics.pop("if_not_faster", None)  # shown only if not faster (below)
 
-    timed = {"self": Timed(model, model_device, produced.runtime if produced else "eager")}
-    if parent_model is not None:
-        timed["parent"] = Timed(parent_model, device)
+    runtime = produced.runtime if produced else "eager"
+    timed = _timed_models(model, model_device, runtime, parent_model, device)
     texts = ctx.dataset.test.texts[:256]
     lat = measure(timed, tokenizer, texts, ecfg.batch_sizes, ecfg.max_length,
                   warmup=ecfg.warmup, runs=ecfg.latency_runs,
                   progress=lambda f, m: ctx.progress(0.9 + 0.09 * f, m))
-    latencies = [{"role": role, **row} for role, rows in lat.items() for row in rows]
+    # role is self | parent; a parent timed both eager and compiled has rows of both runtimes
+    latencies = [{"role": "self" if role == "self" else "parent", **row}
+                 for role, rows in lat.items() for row in rows]
     metrics["latency"] = lat["self"]
+    metrics["runtime"] = runtime
+    if runtime == "compiled":
+        metrics["compile_seconds"] = round(sum(timed["self"].first_call_s.values()), 1)
 
     if parent_model is not None:
         parent_acc = _parent_accuracy(ctx, parent_model, ecfg)
         parent_size = M.weights_size_mb(ctx.input_ref.path)
-        metrics["parent_latency"] = lat["parent"]
-        metrics["speedup_vs_parent"] = speedups(lat["self"], lat["parent"])
+        metrics.update(_speed_metrics(lat, runtime))
+        slow = {bs: x for bs, x in metrics["speedup_vs_parent"].items() if x < SLOW_SPEEDUP}
+        if slow_note and slow:
+            metrics["why_not_faster"] = f"Not faster here ({_ratios(slow)}). {slow_note}"
         if parent_size and size_mb:
             metrics["size_ratio_vs_parent"] = round(parent_size / size_mb, 3)
         if parent_acc is not None:
@@ -306,6 +314,49 @@ def _run(job: Job, device: str, partial: Path, out_dir: Path) -> str:
                                 **metrics}, latencies, preds)
     store.finish(job.id, output_model)
     return "done"
+
+
+def _timed_models(model, model_device: str, runtime: str, parent_model, device: str) -> dict:
+    """What to time, interleaved in one run: the model under its runtime, and the parent
+    under the same runtime (a like-with-like ratio) plus eager (the compile gain on its own)."""
+    from engine.benchmark import Timed, compile_for_timing
+
+    compiled = runtime == "compiled"
+    timed = {"self": Timed(compile_for_timing(model) if compiled else model, model_device,
+                           runtime)}
+    if parent_model is not None:
+        timed["parent"] = Timed(parent_model, device)
+        if compiled:
+            timed["parent_compiled"] = Timed(compile_for_timing(parent_model), device,
+                                             "compiled")
+    return timed
+
+
+def _speed_metrics(lat: dict[str, list[dict]], runtime: str) -> dict[str, Any]:
+    """Paired ratios by batch size. speedup_vs_parent is always against the parent under the
+    same runtime; for a compiled model also against the parent eager, and the parent's own
+    gain from compiling (so: quantizing gain x compile gain = gain vs eager)."""
+    from engine.benchmark import speedups
+
+    same = "parent_compiled" if runtime == "compiled" else "parent"
+    out: dict[str, Any] = {"parent_latency": lat[same], "parent_runtime": runtime,
+                           "speedup_vs_parent": speedups(lat["self"], lat[same])}
+    if runtime == "compiled":
+        out["speedup_vs_parent_eager"] = speedups(lat["self"], lat["parent"])
+        out["compile_gain_parent"] = speedups(lat["parent_compiled"], lat["parent"])
+        out["speed_summary"] = (
+            "Timed compiled (torch.compile) against the parent compiled, interleaved in one "
+            "run: " + _ratios(out["speedup_vs_parent"]) + ". Against the parent in eager: "
+            + _ratios(out["speedup_vs_parent_eager"]) + "; compiling alone speeds the parent "
+            "up " + _ratios(out["compile_gain_parent"]) + ".")
+    else:
+        out["speed_summary"] = ("Timed eager against the parent eager, interleaved in one run: "
+                                + _ratios(out["speedup_vs_parent"]) + ".")
+    return out
+
+
+def _ratios(by_bs: dict[str, float]) -> str:
+    return ", ".join(f"{x:.2f}x at batch {bs}" for bs, x in by_bs.items())
 
 
 def _is_classifier_with_same_labels(ctx: JobContext) -> bool:

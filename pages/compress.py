@@ -67,5 +67,7 @@ for job in jobs:
                   if m.get("size_ratio_vs_parent") else "-")
         if m.get("explanation"):
             st.markdown(m["explanation"])
+        if m.get("speed_summary"):
+            st.caption(m["speed_summary"])
         if m.get("why_not_faster"):
             st.info(m["why_not_faster"], icon=":material/speed:")
