@@ -198,9 +198,11 @@ def quantize_model(model, cfg: QuantizeConfig, act_scales: dict[str, Any] | None
     elif s == "int4-weight-only":
         # tile_packed_to_4d is tinygemm's layout: needs only torch on an sm80+ GPU (the default
         # "plain" layout needs the separate mslk kernels package)
-        quantize_(model, Int4WeightOnlyConfig(group_size=cfg.group_size,
-                                              int4_packing_format="tile_packed_to_4d"),
-                  filter_fn=_is_body_linear)
+        from torchao.quantization.quantize_.workflows import Int4PackingFormat
+
+        quantize_(model, Int4WeightOnlyConfig(
+            group_size=cfg.group_size, int4_packing_format=Int4PackingFormat.TILE_PACKED_TO_4D),
+            filter_fn=_is_body_linear)
     elif s == "fp8":
         quantize_(model, Float8DynamicActivationFloat8WeightConfig(granularity=PerRow()),
                   filter_fn=_is_body_linear)

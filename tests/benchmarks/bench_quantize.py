@@ -4,6 +4,7 @@ accuracy deltas, each measured against the fp32 parent in the same job.
 
     LAB_HOME=/work/bench-home LAB_THREADS=2 .venv/bin/python -m tests.benchmarks.bench_quantize
     ... bench_quantize int8-dynamic:emb=0 bf16      # only some runs (see RUNS for names)
+    ... bench_quantize all                          # also the optional runs (int8-static:mse)
 
 Each run is one `quantize` job: the runner saves and reloads the model, evaluates it on the
 test split, and times it interleaved with its parent (compiled against compiled, plus eager).
@@ -30,9 +31,11 @@ RUNS: dict[str, tuple[str, list[str], str]] = {
     "int8-dynamic:eager": ("default", ["scheme=int8-dynamic", "runtime=eager"],
                            "the same int8 model without torch.compile"),
     "int8-static": ("default", ["scheme=int8-static"], "calibrated on 256 examples, minmax"),
+    "bf16": ("default", ["scheme=bf16", "embeddings=false"], "bf16 eager"),
+}
+OPTIONAL: dict[str, tuple[str, list[str], str]] = {
     "int8-static:mse": ("default", ["scheme=int8-static", "observer=mse"],
                         "calibrated on 256 examples, mse"),
-    "bf16": ("default", ["scheme=bf16", "embeddings=false"], "bf16 eager"),
 }
 GPU_RUNS: dict[str, tuple[str, list[str], str]] = {
     f"gpu:{s}": ("preset:bert-base", [f"scheme={s}", "embeddings=false", "max_length=128"],
@@ -83,17 +86,20 @@ def main(names: list[str]) -> None:
     if store.find_model("default") is None:
         raise SystemExit("the default teacher is not built in this LAB_HOME; run "
                          "tests.benchmarks.bench_teacher first")
-    runs = dict(RUNS)
+    runs = dict(RUNS)  # what runs by default
     if torch.cuda.is_available():
         runs.update(GPU_RUNS)
     else:
         print("no CUDA GPU visible: the GPU runs (fp16, bf16, int8/int4 weight-only, fp8 on "
               "preset:bert-base) are skipped")
-    unknown = [n for n in names if n not in runs]
+    known = {**runs, **OPTIONAL}
+    if names == ["all"]:
+        runs, names = known, []
+    unknown = [n for n in names if n not in known]
     if unknown:
-        raise SystemExit(f"unknown run(s) {unknown}; choose from {', '.join(runs)}")
+        raise SystemExit(f"unknown run(s) {unknown}; choose from {', '.join(known)}")
     for name in names or list(runs):
-        model, sets, note = runs[name]
+        model, sets, note = known[name]
         start = time.time()
         job_id = submit("quantize", model=model, sets=sets)
         job = store.job_as_dict(wait_for(job_id))
