@@ -64,12 +64,14 @@ def epoch_batches(texts: list[str], batch_size: int, rng: np.random.RandomState,
 def train_classifier(model, tokenizer, data: Dataset, s: TrainSettings, ctx,
                      device: str = "cpu", loss_fn: LossFn | None = None,
                      span: tuple[float, float] = (0.0, 0.85),
-                     trainable: Callable[[str], bool] | None = None) -> dict[str, Any]:
+                     trainable: Callable[[str], bool] | None = None,
+                     extra_params: list | None = None) -> dict[str, Any]:
     """Train `model` in place on data.train; restore the best weights by validation accuracy.
 
-    `ctx` is the job context (progress, curves, cancel). Returns {best_val_accuracy, best_step,
-    steps, seconds}. On cancel, the best weights so far are restored before JobCancelled
-    propagates, so the caller can keep them.
+    `ctx` is the job context (progress, curves, cancel). `extra_params` are trained alongside
+    the model but are not part of it (e.g. distillation's hidden-state projection). Returns
+    {best_val_accuracy, best_step, steps, seconds}. On cancel, the best weights so far are
+    restored before JobCancelled propagates, so the caller can keep them.
     """
     import torch
     from transformers import get_linear_schedule_with_warmup
@@ -81,6 +83,7 @@ def train_classifier(model, tokenizer, data: Dataset, s: TrainSettings, ctx,
     model.to(device).train()
     params = [p for n, p in model.named_parameters()
               if p.requires_grad and (trainable is None or trainable(n))]
+    params += list(extra_params or [])
     # No weight decay on biases and LayerNorm weights, as in BERT's recipe.
     decay = [p for p in params if p.ndim > 1]
     no_decay = [p for p in params if p.ndim <= 1]
