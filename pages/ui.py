@@ -18,9 +18,10 @@ DATASETS = ["rotten-tomatoes", "bbc-news"]
 def start_background_work() -> None:
     """Queue the default teacher's finetune on first start and keep a worker alive."""
     from engine.submit import ensure_teacher
-    from engine.worker import ensure_worker
+    from engine.worker import ensure_worker, reap
 
     try:
+        reap()  # a job whose worker died says so, even before a new worker starts
         if not st.session_state.get("teacher_checked"):
             job_id = ensure_teacher()
             st.session_state["teacher_checked"] = True

@@ -114,10 +114,10 @@ def test_fifty_concurrent_jobs_run_exactly_once(tiny_model_dir, tiny_csv, lab_ho
         assert len(ids) == len(set(ids)) == 50
 
         # Restart half-way: stop one worker gracefully; nothing queued may be lost.
-        assert wait_until(lambda: store.count_jobs().get("done", 0) >= 10, timeout=300)
+        assert wait_until(lambda: store.count_jobs().get("done", 0) >= 10, timeout=900)
         assert stop(workers[0]) == 0
         workers[0] = start_worker()
-        assert wait_until(lambda: store.count_jobs().get("done", 0) == 50, timeout=600), \
+        assert wait_until(lambda: store.count_jobs().get("done", 0) == 50, timeout=1200), \
             store.count_jobs()
     finally:
         for w in workers:

@@ -41,7 +41,7 @@ def test_claiming_is_atomic_under_two_processes(lab_home) -> None:
     procs = [ctx.Process(target=_claimer, args=(str(lab_home), out)) for _ in range(2)]
     for p in procs:
         p.start()
-    results = [out.get(timeout=60) for _ in procs]
+    results = [out.get(timeout=300) for _ in procs]  # spawn imports are slow on a busy machine
     for p in procs:
         p.join(timeout=60)
     claimed = results[0] + results[1]
