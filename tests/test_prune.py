@@ -236,6 +236,16 @@ def test_config_names_and_cli_values() -> None:
     assert {"kind", "amount", "layers", "importance", "recovery_steps"} <= names
 
 
+def test_two_four_masks_keep_two_of_every_four(tiny_model_dir) -> None:
+    model = tiny(tiny_model_dir)
+    masks = P.two_four_masks(model)
+    assert len(masks) == len(P.prunable_linears(model))
+    for mask in masks.values():
+        assert (mask.reshape(mask.shape[0], -1, 4).sum(-1) == 2).all()
+    P.apply_masks(model, masks)
+    assert P.sparsity(model)["encoder_linear"] == pytest.approx(0.5)
+
+
 def test_two_four_is_refused_on_the_cpu(tiny_model_dir, tiny_csv) -> None:
     with pytest.raises(ConfigError, match="needs an NVIDIA GPU"):
         submit("prune", model=str(tiny_model_dir), dataset=f"csv:{tiny_csv}",

@@ -10,6 +10,7 @@
 4. Unstructured 50 % magnitude sparsity (no recovery): the sparsity reached, and no speedup.
 5. 2:4 semi-structured: runs only on a CUDA GPU; on the CPU the lab's refusal is printed.
 
+`--against-teacher JOB_ID` only re-times an earlier result against the teacher (interleaved).
 Jobs run through the runner like any other (in this process, or in a live worker if one
 claims them first). Needs the teacher (`default`) built in LAB_HOME. Nothing is asserted.
 """
@@ -116,6 +117,12 @@ def main() -> None:
     print(f"LAB_HOME={settings.lab_home()} threads={settings.threads()}")
     if store.find_model("default") is None:
         sys.exit("the teacher is not built in this LAB_HOME; run tests.benchmarks.bench_teacher")
+    if len(sys.argv) == 3 and sys.argv[1] == "--against-teacher":
+        # Re-time an earlier result against the teacher only (e.g. once the machine is quieter).
+        job = store.job_as_dict(store.get_job(int(sys.argv[2])))
+        print(f"job {job['id']} ({job['output_model']}) against the teacher")
+        against_teacher(job)
+        return
     scoring_cost()
     print("2. heads: 40 % removed by gradient importance, default recovery")
     heads = run(["kind=heads", "amount=0.4"])
