@@ -282,6 +282,9 @@ def _run(job: Job, device: str, partial: Path, out_dir: Path) -> str:
     metrics["runtime"] = runtime
     if runtime == "compiled":
         metrics["compile_seconds"] = round(sum(timed["self"].first_call_s.values()), 1)
+    busy = _busy_warning(model_device)
+    if busy:
+        metrics["timing_warning"] = busy
 
     if parent_model is not None:
         parent_acc = _parent_accuracy(ctx, parent_model, ecfg)
@@ -290,6 +293,11 @@ def _run(job: Job, device: str, partial: Path, out_dir: Path) -> str:
         slow = {bs: x for bs, x in metrics["speedup_vs_parent"].items() if x < SLOW_SPEEDUP}
         if slow_note and slow:
             metrics["why_not_faster"] = f"Not faster here ({_ratios(slow)}). {slow_note}"
+        if busy:
+            metrics["speed_summary"] += " " + busy
+            if slow:
+                metrics["why_not_faster"] = (f"Not faster here ({_ratios(slow)}). {busy} "
+                                             + (slow_note or ""))
         if parent_size and size_mb:
             metrics["size_ratio_vs_parent"] = round(parent_size / size_mb, 3)
         if parent_acc is not None:
@@ -353,6 +361,21 @@ def _speed_metrics(lat: dict[str, list[dict]], runtime: str) -> dict[str, Any]:
         out["speed_summary"] = ("Timed eager against the parent eager, interleaved in one run: "
                                 + _ratios(out["speedup_vs_parent"]) + ".")
     return out
+
+
+def _busy_warning(device: str) -> str | None:
+    """A warning when other processes competed for the CPU while timing (1-minute load
+    average above the core count): every model slows down, and not alike (the one with
+    more, shorter parallel steps waits more on descheduled threads), so ratios are noisy."""
+    import os
+
+    if not device.startswith("cpu") or not hasattr(os, "getloadavg"):
+        return None
+    load, cores = os.getloadavg()[0], os.cpu_count() or 1
+    if load <= cores:
+        return None
+    return (f"The machine was busy while timing (load average {load:.1f} on {cores} cores): "
+            f"latencies are inflated and the ratios unreliable; re-run on a quiet machine.")
 
 
 def _ratios(by_bs: dict[str, float]) -> str:
