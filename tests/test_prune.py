@@ -192,6 +192,7 @@ def test_importance_one_value_per_head_and_seeded(tiny_model_dir, tiny_csv) -> N
     after = P.head_importance(*args, "magnitude")
     assert after[1][2] is None and all(v is not None for v in after[0])
     assert P.lowest_heads([[0.5, 0.1], [0.2, None]], 0.67) == {0: [1], 1: [0]}
+    assert P.lowest_heads([[0.5, 0.1], [0.2, None]], 0.1) == {}
 
 
 def tiny_model_tokenizer(tiny_model_dir):

@@ -151,6 +151,9 @@ def apply(cfg: PruneConfig, ctx):
                 return None
             chosen = P.lowest_heads(scores, cfg.amount)
         total = sum(P.heads_per_layer(model.config))
+        if not chosen:
+            raise LabError(f"prune: amount={cfg.amount} of {total} heads rounds to none; raise "
+                           f"it to at least {0.5 / total:.3f} or pick heads")
         removed = P.remove_heads(model, chosen)
         left = P.heads_per_layer(model.config)
         notes.update(removed_heads={str(k): v for k, v in chosen.items()},
@@ -293,7 +296,9 @@ def _sparsity_notes(cfg: PruneConfig, model, reached: dict[str, float]) -> dict[
             f"Set {reached['encoder_linear']:.1%} of the encoder's linear weights to zero "
             f"(smallest magnitudes, {cfg.scope} threshold; target {cfg.amount:.0%}), which is "
             f"{reached['all_params']:.1%} of all parameters. Every matrix keeps its shape.")
-        notes["why_not_faster"] = (
+        # Always true, so always shown; also given as the runner's if-not-faster note, which
+        # it puts after the measured ratios when the paired speedup is small.
+        notes["why_not_faster"] = notes["if_not_faster"] = (
             "Unstructured zeros are still stored and still multiplied: dense matrix kernels "
             "(what PyTorch runs on the CPU and the GPU) do the same work whatever the values, so"
             " latency and file size stay the same. It pays only with sparse kernels at very "

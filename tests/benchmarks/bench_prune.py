@@ -17,6 +17,7 @@ claims them first). Needs the teacher (`default`) built in LAB_HOME. Nothing is 
 
 from __future__ import annotations
 
+import os
 import statistics
 import sys
 import time
@@ -47,6 +48,8 @@ def run(sets: list[str], model: str = "default") -> dict:
     print(f"    paired speedup vs parent: batch 1 {speed.get('1', 0):.2f}x, batch 32 "
           f"{speed.get('32', 0):.2f}x; size ratio {m.get('size_ratio_vs_parent', 0):.2f}x; "
           f"estimated compute ratio {m.get('estimated_compute_ratio', 0):.2f}x")
+    if m.get("timing_warning"):
+        print(f"    {m['timing_warning']}")
     return d
 
 
@@ -101,12 +104,13 @@ def against_teacher(d: dict) -> None:
     lat = measure(models, load_tokenizer(teacher_ref), data.test.texts[:256], BATCHES, 64,
                   warmup=3, runs=20)
     ratio = speedups(lat["pruned"], lat["teacher"])
+    load = os.getloadavg()[0]
     teacher = store.latest_metrics_for(f"job:{teacher_ref.job_id}", "rotten-tomatoes")
     t_acc = teacher.metrics.accuracy
     acc = d["metrics"]["accuracy"]
     print(f"    against the teacher (interleaved now, 64 tokens): batch 1 {ratio['1']:.2f}x, "
           f"batch 32 {ratio['32']:.2f}x; accuracy {acc:.4f} vs {t_acc:.4f} "
-          f"({100 * (acc - t_acc):+.2f} pts)")
+          f"({100 * (acc - t_acc):+.2f} pts); load average {load:.1f} on {os.cpu_count()} cores")
     for role in ("teacher", "pruned"):
         row = {r["batch_size"]: r for r in lat[role]}
         print(f"      {role}: " + ", ".join(f"batch {b} p50 {row[b]['p50_ms']:.1f} ms"
