@@ -10,6 +10,7 @@ import streamlit as st
 
 from engine.config import LabError
 from storage import jobs as store
+from storage import settings
 from storage.models import utcnow
 
 DATASETS = ["rotten-tomatoes", "bbc-news"]
@@ -22,7 +23,7 @@ def start_background_work() -> None:
 
     try:
         reap()  # a job whose worker died says so, even before a new worker starts
-        if not st.session_state.get("teacher_checked"):
+        if settings.build_teacher() and not st.session_state.get("teacher_checked"):
             job_id = ensure_teacher()
             st.session_state["teacher_checked"] = True
             if job_id is not None:

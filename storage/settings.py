@@ -48,6 +48,11 @@ SETTINGS: tuple[Setting, ...] = (
         "Folders (separated by `:`) inside which local model directories may be loaded.",
     ),
     Setting(
+        "LAB_BUILD_TEACHER",
+        "1",
+        "`1`: the dashboard queues the default teacher's finetune when it is missing; `0`: not.",
+    ),
+    Setting(
         "LAB_WORKER_AUTOSTART",
         "1",
         "`1`: the dashboard starts a background worker when none is alive; `0`: it does not.",
@@ -118,6 +123,10 @@ def model_dirs() -> list[Path]:
     entries = raw.split(os.pathsep) if raw else [str(lab_home() / "models"), "~/models"]
     dirs = [Path(os.path.expandvars(e)).expanduser().resolve() for e in entries if e.strip()]
     return dirs + [artifacts_dir().resolve()]
+
+
+def build_teacher() -> bool:
+    return (_get("LAB_BUILD_TEACHER") or "1") not in ("0", "false", "no")
 
 
 def worker_autostart() -> bool:

@@ -10,6 +10,9 @@ import pytest
 
 os.environ.setdefault("LAB_THREADS", "2")
 os.environ["LAB_WORKER_AUTOSTART"] = "0"
+# AppTest can leave script threads running after a test (fragments with run_every); with
+# this off they cannot queue a 10-minute teacher build into a later test's database.
+os.environ["LAB_BUILD_TEACHER"] = "0"
 os.environ["HF_HUB_OFFLINE"] = "1"
 
 ROOT = Path(__file__).resolve().parent.parent

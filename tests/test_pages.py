@@ -60,7 +60,8 @@ def test_pages_render_with_rows(page: str) -> None:
     assert at.title[0].value
 
 
-def test_home_says_the_teacher_is_being_prepared() -> None:
+def test_home_says_the_teacher_is_being_prepared(monkeypatch) -> None:
+    monkeypatch.setenv("LAB_BUILD_TEACHER", "1")
     at = app()
     assert any("being prepared" in i.value for i in at.info)
     assert store.pending_alias_job("default") is not None, "first start queues the teacher"
