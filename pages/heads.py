@@ -63,7 +63,8 @@ fig.add_scatter(x=[h for _, _, h in alive], y=[layer for _, layer, _ in alive], 
                                     for _, ly, h in alive], color="white", size=12),
                 hoverinfo="skip", showlegend=False)
 fig.update_layout(height=120 + 40 * len(scores), margin=dict(l=0, r=0, t=10, b=0),
-                  xaxis_title="head", yaxis_title="layer", xaxis_dtick=1, yaxis_dtick=1)
+                  xaxis_title="head", yaxis_title="layer", xaxis_dtick=1, yaxis_dtick=1,
+                  yaxis_autorange="reversed", plot_bgcolor="lightgrey")  # grey: removed
 event = st.plotly_chart(fig, key=f"heads_map_{job['id']}", on_select="rerun",
                         selection_mode=("box", "lasso", "points"))
 selected = [f"{int(p['y'])}:{int(p['x'])}" for p in (event.selection.points if event else [])
