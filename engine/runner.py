@@ -180,9 +180,9 @@ def run_job(job_id: int) -> str:
         store.report_progress(job_id, 0.0, "loading", device=dev.describe(device))
         status = _run(job, device, partial, out_dir)
         return status
-    except JobCancelled:
+    except JobCancelled as exc:
         shutil.rmtree(partial, ignore_errors=True)
-        store.mark_cancelled(job_id)
+        store.mark_cancelled(job_id, message=str(exc))
         return "cancelled"
     except (LabError, DatasetError) as exc:
         shutil.rmtree(partial, ignore_errors=True)

@@ -125,7 +125,9 @@ def delete_run(job_id: int) -> None:
     except ValueError as exc:
         raise LabError(str(exc)) from exc
     root = settings.artifacts_dir().resolve()
-    for folder in [*paths, str(root / f"job-{job_id}"), str(root / f"job-{job_id}.partial")]:
+    # job-N, job-N.partial, job-N-best-on-cancel...: everything the job wrote.
+    own = [root / f"job-{job_id}", *root.glob(f"job-{job_id}.*"), *root.glob(f"job-{job_id}-*")]
+    for folder in [*paths, *map(str, own)]:
         target = Path(folder).resolve()
         if target.is_relative_to(root) and target != root:
             shutil.rmtree(target, ignore_errors=True)

@@ -175,10 +175,11 @@ def fail(job_id: int, error: str, now: datetime | None = None) -> None:
             finished_at=now or utcnow()))
 
 
-def mark_cancelled(job_id: int, now: datetime | None = None) -> None:
+def mark_cancelled(job_id: int, now: datetime | None = None,
+                   message: str = "cancelled") -> None:
     with session_scope() as s:
         s.execute(update(Job).where(Job.id == job_id).values(
-            status=CANCELLED, message="cancelled", finished_at=now or utcnow()))
+            status=CANCELLED, message=message[:500], finished_at=now or utcnow()))
 
 
 def request_cancel(job_id: int, now: datetime | None = None) -> str:

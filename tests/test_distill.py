@@ -198,11 +198,17 @@ def test_cancel_mid_run_keeps_the_best_student(tiny_model_dir, tiny_csv, lab_hom
     # Cancel once a validation has kept a best student, then time how long the job takes to stop.
     status, seconds = run_cancelling(job_id, lambda job: "val_accuracy" in job.curves)
     assert status == "cancelled" and seconds < 60
-    assert store.get_job(job_id).status == "cancelled"
+    job = store.get_job(job_id)
+    assert job.status == "cancelled"
     assert not list((lab_home / "artifacts").glob(f"job-{job_id}.partial"))
     best = lab_home / "artifacts" / f"job-{job_id}-best-on-cancel"
+    assert str(best) in job.message, "the Jobs page tells where the best student is"
     model = load_classifier(ModelRef("best", str(best), "local"))
     assert model.config.num_hidden_layers == 1
+    from engine.submit import delete_run
+
+    delete_run(job_id)
+    assert not best.exists(), "deleting the run removes every folder it wrote"
 
 
 def test_compress_page_launches_distill() -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from engine.config import ConfigError, LabError, MethodConfig, param
@@ -422,9 +423,11 @@ def apply(cfg: DistillConfig, ctx):
         info = train_classifier(student, tok, data, settings, ctx, device=ctx.device,
                                 loss_fn=loss_fn, span=(0.05, 1.0),
                                 extra_params=loss_fn.extra_params)
-    except JobCancelled:
-        _save_best_on_cancel(ctx, student, tok, cfg)
-        raise
+    except JobCancelled as exc:
+        saved = _save_best_on_cancel(ctx, student, tok, cfg)
+        if saved is None:
+            raise
+        raise JobCancelled(f"cancelled; the best student so far is saved in {saved}") from exc
     student.eval()
     sc = student.config
     notes = {**info, "teacher_val_accuracy": teacher_val,
@@ -440,7 +443,7 @@ def apply(cfg: DistillConfig, ctx):
                     meta={"teacher_layers_used": layer_map})
 
 
-def _save_best_on_cancel(ctx, student, tokenizer, cfg: DistillConfig) -> None:
+def _save_best_on_cancel(ctx, student, tokenizer, cfg: DistillConfig) -> Path | None:
     """Keep the best student so far (training restored its weights) where the user can load
     it: `artifacts/job-ID-best-on-cancel`, a model directory. Never masks the cancel."""
     from engine.models import save_model
@@ -455,6 +458,8 @@ def _save_best_on_cancel(ctx, student, tokenizer, cfg: DistillConfig) -> None:
                     "cancelled": True})
         log.warning("distill job %s cancelled; best student so far saved in %s",
                     ctx.job_id, out)
+        return out
     except Exception:
         log.warning("distill job %s: could not save the best student on cancel", ctx.job_id,
                     exc_info=True)
+        return None
