@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import multiprocessing as mp
+import json
 import os
 import signal
 import subprocess
@@ -72,13 +72,13 @@ def test_killed_worker_fails_its_job_and_a_new_worker_goes_on(tiny_model_dir, ti
     assert not list((lab_home / "artifacts").glob(f"job-{long_job}*"))
 
 
-def _submit_many(home: str, model: str, csv: str, n: int, out: mp.Queue) -> None:
-    os.environ["LAB_HOME"] = home
-    try:
-        out.put([submit("evaluate", model=model, dataset=f"csv:{csv}", sets=QUICK_EVAL)
-                 for _ in range(n)])
-    except Exception as exc:  # noqa: BLE001 (reported to the test)
-        out.put(repr(exc))
+SUBMITTER = """
+import json, sys
+from engine.submit import submit
+model, csv, n, sets = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4:]
+print(json.dumps([submit("evaluate", model=model, dataset=f"csv:{csv}", sets=sets)
+                  for _ in range(n)]))
+"""
 
 
 def test_fifty_concurrent_jobs_run_exactly_once(tiny_model_dir, tiny_csv, lab_home) -> None:
@@ -95,21 +95,22 @@ def test_fifty_concurrent_jobs_run_exactly_once(tiny_model_dir, tiny_csv, lab_ho
             except Exception as exc:  # noqa: BLE001
                 errors.append(repr(exc))
 
-        ctx = mp.get_context("spawn")
-        out = ctx.Queue()
-        procs = [ctx.Process(target=_submit_many,
-                             args=(str(lab_home), str(tiny_model_dir), str(tiny_csv), 10, out))
+        # Clean interpreters (not multiprocessing's spawn, which re-imports __main__).
+        procs = [subprocess.Popen([sys.executable, "-c", SUBMITTER, str(tiny_model_dir),
+                                   str(tiny_csv), "10", *QUICK_EVAL], cwd=ROOT, env=os.environ,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
                  for _ in range(2)]
         threads = [threading.Thread(target=from_thread) for _ in range(3)]
-        for t in [*procs, *threads]:
+        for t in threads:
             t.start()
         for t in threads:
             t.join()
-        for _ in procs:
-            got = out.get(timeout=120)
-            (ids.extend if isinstance(got, list) else errors.append)(got)
         for p in procs:
-            p.join(timeout=60)
+            out, err = p.communicate(timeout=300)
+            if p.returncode == 0:
+                ids.extend(json.loads(out.strip().splitlines()[-1]))
+            else:
+                errors.append(err[-2000:])
         assert not errors, errors
         assert len(ids) == len(set(ids)) == 50
 

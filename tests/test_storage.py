@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-import multiprocessing as mp
+import json
 import os
+import subprocess
+import sys
 from datetime import timedelta
 
 import pytest
@@ -11,6 +13,7 @@ import pytest
 from storage import jobs as store
 from storage.db import get_engine
 from storage.models import Base, utcnow
+from tests.conftest import ROOT
 
 
 def _enqueue(n: int = 1, **kw) -> list[int]:
@@ -26,25 +29,28 @@ def test_enqueue_and_claim_oldest_first() -> None:
     assert store.claim(worker_id=7) is None
 
 
-def _claimer(home: str, out: mp.Queue) -> None:
-    os.environ["LAB_HOME"] = home
-    got = []
-    while (job := store.claim(worker_id=os.getpid())) is not None:
-        got.append(job.id)
-    out.put(got)
+# A clean interpreter per claimer: multiprocessing's spawn re-imports the parent's __main__,
+# which AppTest (earlier tests in the session) may have left pointing at a page script.
+CLAIMER = """
+import json, os, sys
+from storage import jobs as store
+got = []
+while (job := store.claim(worker_id=os.getpid())) is not None:
+    got.append(job.id)
+print(json.dumps(got))
+"""
 
 
 def test_claiming_is_atomic_under_two_processes(lab_home) -> None:
     ids = _enqueue(40)
-    ctx = mp.get_context("spawn")
-    out = ctx.Queue()
-    procs = [ctx.Process(target=_claimer, args=(str(lab_home), out)) for _ in range(2)]
+    procs = [subprocess.Popen([sys.executable, "-c", CLAIMER], cwd=ROOT, env=os.environ,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(2)]
+    claimed = []
     for p in procs:
-        p.start()
-    results = [out.get(timeout=300) for _ in procs]  # spawn imports are slow on a busy machine
-    for p in procs:
-        p.join(timeout=60)
-    claimed = results[0] + results[1]
+        out, err = p.communicate(timeout=300)
+        assert p.returncode == 0, err[-2000:]
+        claimed += json.loads(out.strip().splitlines()[-1])
     assert len(claimed) == len(set(claimed)), "no job claimed twice"
     assert set(ids) <= set(claimed), "every job claimed"
 
