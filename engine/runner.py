@@ -180,9 +180,11 @@ def run_job(job_id: int) -> str:
         store.report_progress(job_id, 0.0, "loading", device=dev.describe(device))
         status = _run(job, device, partial, out_dir)
         return status
-    except JobCancelled as exc:
+    except JobCancelled:
         shutil.rmtree(partial, ignore_errors=True)
-        store.mark_cancelled(job_id, message=str(exc))
+        kept = out_dir.with_name(f"{out_dir.name}-best-on-cancel")  # distill keeps its best
+        store.mark_cancelled(job_id, message="cancelled" + (
+            f"; the best model so far is saved in {kept}" if kept.is_dir() else ""))
         return "cancelled"
     except (LabError, DatasetError) as exc:
         shutil.rmtree(partial, ignore_errors=True)

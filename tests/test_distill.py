@@ -192,7 +192,7 @@ def test_cancel_mid_run_keeps_the_best_student(tiny_model_dir, tiny_csv, lab_hom
     from engine.models import ModelRef, load_classifier
 
     job_id = submit("distill", model=str(tiny_model_dir), dataset=f"csv:{tiny_csv}",
-                    sets=["student_layers=1", "max_steps=100000", "eval_every=5",
+                    sets=["student_layers=1", "max_steps=100000", "eval_every=5", "patience=0",
                           "batch_size=8", "max_length=32"])
     store.claim(None, job_id=job_id)
     # Cancel once a validation has kept a best student, then time how long the job takes to stop.

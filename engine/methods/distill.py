@@ -423,11 +423,9 @@ def apply(cfg: DistillConfig, ctx):
         info = train_classifier(student, tok, data, settings, ctx, device=ctx.device,
                                 loss_fn=loss_fn, span=(0.05, 1.0),
                                 extra_params=loss_fn.extra_params)
-    except JobCancelled as exc:
-        saved = _save_best_on_cancel(ctx, student, tok, cfg)
-        if saved is None:
-            raise
-        raise JobCancelled(f"cancelled; the best student so far is saved in {saved}") from exc
+    except JobCancelled:
+        _save_best_on_cancel(ctx, student, tok, cfg)  # the runner's cancel message names it
+        raise
     student.eval()
     sc = student.config
     notes = {**info, "teacher_val_accuracy": teacher_val,
