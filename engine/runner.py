@@ -9,6 +9,7 @@ A failure records the error on the job; a cancel removes partial artifacts.
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import shutil
 import threading
@@ -239,8 +240,7 @@ def _run(job: Job, device: str, partial: Path, out_dir: Path) -> str:
         if produced.save is not None:
             partial.mkdir(parents=True)
             produced.save(partial)
-            (partial / M.META_FILE).write_text(__import__("json").dumps(meta, indent=2,
-                                                                        default=str))
+            (partial / M.META_FILE).write_text(json.dumps(meta, indent=2, default=str))
         else:
             M.save_model(produced.model, produced.tokenizer, partial, meta)
         del produced.model
@@ -397,8 +397,6 @@ def _is_classifier_with_same_labels(ctx: JobContext) -> bool:
     meta = read_meta(ref.path)
     if meta.get("label_names"):
         return meta["label_names"] == ctx.dataset.label_names
-    import json
-
     cfg = json.loads((Path(ref.path) / "config.json").read_text())
     is_head = any(a.endswith("ForSequenceClassification") for a in cfg.get("architectures", []))
     return is_head and cfg.get("num_labels", len(cfg.get("id2label", {}))) == \
