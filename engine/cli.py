@@ -118,10 +118,14 @@ def _dispatch(args: argparse.Namespace) -> int:
         worker_loop(once=args.once, max_jobs=args.max_jobs)
         return EXIT_OK
     if args.command == "submit":
+        from engine.registry import get_method
         from engine.submit import submit
+        from engine.worker import job_device
 
+        # only methods with device-dependent schemes pay for probing the device (torch import)
+        probe = get_method(args.method).availability is not None
         job_id = submit(args.method, model=args.model, dataset=args.dataset,
-                        from_job=args.from_job, sets=args.set, device=_local_device())
+                        from_job=args.from_job, sets=args.set, device=job_device(probe))
         return _after_submit([job_id], args)
     if args.command == "run":
         from engine.recipes import submit_recipe
@@ -150,16 +154,6 @@ def _dispatch(args: argparse.Namespace) -> int:
         print(f"deleted job {args.job_id}")
         return EXIT_OK
     raise AssertionError(args.command)
-
-
-def _local_device() -> str | None:
-    """What this machine's worker would run on (for schemes that need a given device)."""
-    from engine.worker import alive
-
-    workers = alive()
-    if workers:
-        return workers[0].device
-    return None
 
 
 def _after_submit(job_ids: list[int], args: argparse.Namespace) -> int:

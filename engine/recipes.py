@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from engine.config import LabError
+from engine.config import ConfigError, LabError
 
 
 def load_recipe(path: str | Path) -> dict[str, Any]:
@@ -41,17 +41,25 @@ def load_recipe(path: str | Path) -> dict[str, Any]:
 
 def submit_recipe(path: str | Path) -> list[int]:
     """Validate every step first (nothing is queued if one is bad), then queue the chain."""
+    from engine.registry import get_method
     from engine.submit import build_config, submit
+    from engine.worker import job_device
 
     recipe = load_recipe(path)
     steps = recipe["steps"]
-    for step in steps:
-        build_config(step["method"], values=step.get("config") or {})
+    configs = [build_config(step["method"], values=step.get("config") or {}) for step in steps]
+    specs = [get_method(step["method"]) for step in steps]
+    device = job_device(probe=any(spec.availability is not None for spec in specs))
+    for i, (spec, cfg) in enumerate(zip(specs, configs)):
+        reason = spec.availability(cfg, device) if spec.availability and device else None
+        if reason:
+            raise ConfigError(f"{path}: step {i + 1} ({spec.name}): {reason}")
     ids: list[int] = []
     for step in steps:
         ids.append(submit(step["method"], model=recipe.get("model", "default"),
                           dataset=recipe.get("dataset", "rotten-tomatoes"),
-                          from_job=ids[-1] if ids else None, values=step.get("config") or {}))
+                          from_job=ids[-1] if ids else None, values=step.get("config") or {},
+                          device=device))
     return ids
 
 

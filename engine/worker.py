@@ -77,6 +77,22 @@ def alive(now: datetime | None = None) -> list:
     return store.alive_workers(now or utcnow(), WORKER_ALIVE_S)
 
 
+def job_device(probe: bool = False) -> str | None:
+    """Where the next job would run, e.g. "cpu (2 threads)" or "cuda:NVIDIA H100 (sm90)".
+
+    A live worker's own description when there is one. Otherwise, with `probe`, what a worker
+    started on this machine would use (imports torch: 1-2 s, so the CLI does it only for methods
+    whose schemes depend on the device; pages never probe), else None."""
+    workers = alive()
+    if workers:
+        return workers[0].device
+    if not probe:
+        return None
+    from engine import device as dev
+
+    return dev.describe()
+
+
 def ensure_worker() -> str:
     """Start a background worker unless one is alive; return what happened, in words."""
     if alive():

@@ -5,8 +5,9 @@ import streamlit as st
 from engine.config import LabError
 from engine.registry import methods
 from engine.submit import build_config, submit
+from engine.worker import job_device
 from pages.forms import config_form
-from pages.ui import DATASETS, runs_frame, show_error, worker_device
+from pages.ui import DATASETS, runs_frame, show_error
 from storage import jobs as store
 
 st.title("Compress")
@@ -28,7 +29,7 @@ model_id = left.selectbox("Input model", models, key="compress_model",
 dataset_id = right.selectbox("Dataset", DATASETS, key="compress_dataset")
 
 values = config_form(method, spec.config.fields_info())
-device = worker_device()
+device = job_device()
 problem = None
 try:
     cfg = build_config(method, values=values)

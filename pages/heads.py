@@ -5,7 +5,8 @@ import streamlit as st
 
 from engine.methods.prune import format_heads, parse_heads
 from engine.submit import submit
-from pages.ui import DATASETS, show_error, worker_device
+from engine.worker import job_device
+from pages.ui import DATASETS, show_error
 from storage import jobs as store
 
 st.title("Heads")
@@ -21,7 +22,7 @@ with st.expander("Score a model's heads", expanded=False):
     how = c3.selectbox("Importance", ["gradient", "magnitude", "random"], key="score_how")
     if st.button("Score heads", key="score_heads"):
         try:
-            job_id = submit("prune", model=score_model, dataset=score_data, device=worker_device(),
+            job_id = submit("prune", model=score_model, dataset=score_data, device=job_device(),
                             values={"kind": "heads", "importance": how, "score_only": True})
             st.success(f"Queued scoring job {job_id}; its map appears here when it is done.")
         except Exception as exc:  # noqa: BLE001
@@ -86,7 +87,7 @@ c2.metric("Heads removed", f"{count} of {len(alive)}",
 if st.button(f"Prune these heads from {job['model']}", type="primary", key="heads_launch",
              disabled=not count):
     try:
-        job_id = submit("prune", model=job["model"], dataset=job["dataset"], device=worker_device(),
+        job_id = submit("prune", model=job["model"], dataset=job["dataset"], device=job_device(),
                         values={"kind": "heads", "heads": format_heads(picked),
                                 "importance": job["metrics"]["head_importance_method"],
                                 "recovery_steps": int(steps)})

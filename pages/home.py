@@ -2,7 +2,8 @@
 
 import streamlit as st
 
-from pages.ui import eta, fmt_seconds, worker_device
+from engine.worker import job_device
+from pages.ui import eta, fmt_seconds
 from storage import jobs as store
 
 st.title("Compression Lab")
@@ -39,7 +40,7 @@ def teacher_status() -> None:
 
 teacher_status()
 
-device = worker_device()
+device = job_device()
 st.caption(f"Worker: {'running on ' + device if device else 'not running (starting)'}.")
 
 st.subheader("What to do first")

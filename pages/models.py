@@ -7,7 +7,8 @@ import streamlit as st
 from engine.data import load_dataset
 from engine.models import PRESETS, checkpoint_card
 from engine.submit import submit
-from pages.ui import DATASETS, show_error, worker_device
+from engine.worker import job_device
+from pages.ui import DATASETS, show_error
 from storage import jobs as store
 from storage import settings
 
@@ -83,7 +84,7 @@ if card and data is not None:
              else "Fine-tune a classifier on this dataset")
     if st.button(label, key="submit_model_job", type="primary"):
         try:
-            job_id = submit(action, model=model_id, dataset=dataset_id, device=worker_device())
+            job_id = submit(action, model=model_id, dataset=dataset_id, device=job_device())
             st.success(f"Queued job {job_id} ({action}); follow it on the Jobs page.")
         except Exception as exc:  # noqa: BLE001 (shown to the user, never raised)
             show_error(exc)

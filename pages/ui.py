@@ -33,14 +33,6 @@ def start_background_work() -> None:
         st.error(f"The lab could not start its background work: {exc}")
 
 
-def worker_device() -> str | None:
-    """The device of a live worker (e.g. "cpu (2 threads)"), or None when none is alive."""
-    from engine.worker import alive
-
-    workers = alive()
-    return workers[0].device if workers else None
-
-
 def elapsed(start: datetime | None, end: datetime | None = None) -> float | None:
     if start is None:
         return None

@@ -191,6 +191,32 @@ def test_cli_says_why_and_what_to_use_instead(tiny_model_dir, tiny_csv, capsys) 
     assert [j.method for j in store.list_jobs()] == []
 
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refusal on a CPU machine")
+def test_cli_with_no_worker_alive_checks_the_scheme_against_this_machine(
+        tiny_model_dir, tiny_csv, capsys) -> None:
+    """No worker yet (the one submit would start runs here): the CLI asks this machine."""
+    from engine.cli import main
+
+    code = main(["submit", "quantize", "--model", str(tiny_model_dir), "--dataset",
+                 f"csv:{tiny_csv}", "--set", "scheme=fp8"])
+    err = capsys.readouterr().err
+    assert code != 0 and "fp8 needs" in err and "cpu (" in err
+    assert store.list_jobs() == []
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refusal on a CPU machine")
+def test_a_recipe_with_a_gpu_step_queues_nothing_on_a_cpu(tiny_model_dir, tiny_csv,
+                                                         tmp_path) -> None:
+    from engine.recipes import submit_recipe
+
+    path = tmp_path / "chain.yaml"
+    path.write_text(f"model: {tiny_model_dir}\ndataset: csv:{tiny_csv}\nsteps:\n"
+                    f"  - method: evaluate\n  - method: quantize\n    config: {{scheme: fp16}}\n")
+    with pytest.raises(ConfigError, match=r"step 2 \(quantize\): fp16 is a GPU scheme"):
+        submit_recipe(path)
+    assert store.list_jobs() == []
+
+
 def test_a_job_never_runs_a_scheme_silently_on_the_wrong_device(tiny_model_dir,
                                                                 tiny_csv) -> None:
     """Submitted with no worker alive (so unchecked), the job itself refuses, cleanly."""
