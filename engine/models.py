@@ -278,6 +278,11 @@ def checkpoint_card(model_id: str) -> dict[str, Any]:
                                for a in cfg.get("architectures") or []),
                 labels=list((cfg.get("id2label") or {}).values()),
                 size_mb=weights_size_mb(ref.path), params=_safetensors_params(ref.path))
+    row = store.find_model(model_id)
+    if row is not None and row.params:
+        # counted on the loaded model by the job: a quantized model's safetensors header also
+        # lists its scale tensors, which are not parameters
+        card["params"] = row.params
     meta = read_meta(ref.path)
     if meta:
         card["made_by"] = f"{meta.get('method')} job {meta.get('job_id')} from " \

@@ -257,6 +257,10 @@ def test_runner_quantizes_evaluates_and_pairs_with_the_parent(tiny_model_dir, ti
 
     reloaded = load_classifier(resolve(job["output_model"]))
     assert type(reloaded.bert.encoder.layer[0].output.dense.weight).__name__ == "Int8Tensor"
+    # the Models page's card counts parameters, not the scale tensors stored beside them
+    from engine.models import checkpoint_card
+
+    assert checkpoint_card(job["output_model"])["params"] == m["params"]
 
 
 def test_runner_times_a_compiled_model_against_its_parent_both_ways(
