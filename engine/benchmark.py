@@ -5,14 +5,17 @@ between models (A B, B A, A B, ...) so that drift in machine load hits them alik
 
 A model can run eager or compiled (torch.compile); a ratio is meaningful only between models
 under the same runtime, so a compiled model is compared with its parent compiled too, and the
-parent's own compile gain is reported apart (see engine/runner.py).
+parent's own compile gain is reported apart (`timed_models` and `speed_metrics` below, called by
+engine/runner.py).
 """
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -102,3 +105,59 @@ def speedups(own: list[dict], parent: list[dict]) -> dict[str, float]:
     parent_by_bs = {r["batch_size"]: r for r in parent}
     return {str(r["batch_size"]): round(parent_by_bs[r["batch_size"]]["p50_ms"] / r["p50_ms"], 3)
             for r in own if r["batch_size"] in parent_by_bs}
+
+
+# ------------------------------------------------------------------ pairing a job with its parent
+
+
+def timed_models(model, model_device: str, runtime: str, parent_model, device: str) -> dict:
+    """What to time, interleaved in one run: the model under its runtime, and the parent
+    under the same runtime (a like-with-like ratio) plus eager (the compile gain on its own)."""
+    compiled = runtime == "compiled"
+    timed = {"self": Timed(compile_for_timing(model) if compiled else model, model_device,
+                           runtime)}
+    if parent_model is not None:
+        timed["parent"] = Timed(parent_model, device)
+        if compiled:
+            timed["parent_compiled"] = Timed(compile_for_timing(parent_model), device,
+                                             "compiled")
+    return timed
+
+
+def speed_metrics(lat: dict[str, list[dict]], runtime: str) -> dict[str, Any]:
+    """Paired ratios by batch size. speedup_vs_parent is always against the parent under the
+    same runtime; for a compiled model also against the parent eager, and the parent's own
+    gain from compiling (so: quantizing gain x compile gain = gain vs eager)."""
+    same = "parent_compiled" if runtime == "compiled" else "parent"
+    out: dict[str, Any] = {"parent_latency": lat[same], "parent_runtime": runtime,
+                           "speedup_vs_parent": speedups(lat["self"], lat[same])}
+    if runtime == "compiled":
+        out["speedup_vs_parent_eager"] = speedups(lat["self"], lat["parent"])
+        out["compile_gain_parent"] = speedups(lat["parent_compiled"], lat["parent"])
+        out["speed_summary"] = (
+            "Timed compiled (torch.compile) against the parent compiled, interleaved in one "
+            "run: " + ratios(out["speedup_vs_parent"]) + ". Against the parent in eager: "
+            + ratios(out["speedup_vs_parent_eager"]) + "; compiling alone speeds the parent "
+            "up " + ratios(out["compile_gain_parent"]) + ".")
+    else:
+        out["speed_summary"] = ("Timed eager against the parent eager, interleaved in one run: "
+                                + ratios(out["speedup_vs_parent"]) + ".")
+    return out
+
+
+def busy_warning(device: str) -> str | None:
+    """A warning when other processes competed for the CPU while timing (1-minute load
+    average above the core count): every model slows down, and not alike (the one with
+    more, shorter parallel steps waits more on descheduled threads), so ratios are noisy."""
+    if not device.startswith("cpu") or not hasattr(os, "getloadavg"):
+        return None
+    load, cores = os.getloadavg()[0], os.cpu_count() or 1
+    if load <= cores:
+        return None
+    return (f"The machine was busy while timing (load average {load:.1f} on {cores} cores): "
+            f"latencies are inflated and the ratios unreliable; re-run on a quiet machine.")
+
+
+def ratios(by_bs: dict[str, float]) -> str:
+    """Speedups by batch size in words: "2.60x at batch 1, 3.30x at batch 32"."""
+    return ", ".join(f"{x:.2f}x at batch {bs}" for bs, x in by_bs.items())

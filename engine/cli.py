@@ -238,7 +238,7 @@ def wait_for(job_id: int, poll_s: float = 0.5):
 
 
 def _run_chain_here(job_id: int, watched: dict[str, Any]) -> bool:
-    from engine.runner import run_claimed
+    from engine.worker import run_claimed
 
     ran = False
     for cid in _chain(job_id):

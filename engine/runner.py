@@ -4,6 +4,10 @@ It rebuilds the config from the job row, calls the method's handler with a JobCo
 the produced model, evaluates it with the same harness as every other model, times it
 interleaved with its parent (paired speedup), and stores everything in one transaction.
 A failure records the error on the job; a cancel removes partial artifacts.
+
+Elsewhere: the interleaved timing and the paired ratios are in engine/benchmark.py; the
+heartbeat thread and `run_claimed` (run_job with a heartbeat, as the worker runs it) are in
+engine/worker.py.
 """
 
 from __future__ import annotations
@@ -12,7 +16,6 @@ import functools
 import json
 import logging
 import shutil
-import threading
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -217,7 +220,7 @@ def _run(job: Job, device: str, partial: Path, out_dir: Path) -> str:
     import torch
 
     from engine import models as M
-    from engine.benchmark import measure
+    from engine.benchmark import busy_warning, measure, ratios, speed_metrics, timed_models
     from engine.device import describe
     from engine.registry import config_from_json, get_method
 
@@ -272,7 +275,7 @@ def _run(job: Job, device: str, partial: Path, out_dir: Path) -> str:
     slow_note = metrics.pop("if_not_faster", None)  # shown only if not faster (below)
 
     runtime = produced.runtime if produced else "eager"
-    timed = _timed_models(model, model_device, runtime, parent_model, device)
+    timed = timed_models(model, model_device, runtime, parent_model, device)
     texts = ctx.dataset.test.texts[:256]
     lat = measure(timed, tokenizer, texts, ecfg.batch_sizes, ecfg.max_length,
                   warmup=ecfg.warmup, runs=ecfg.latency_runs,
@@ -284,21 +287,21 @@ def _run(job: Job, device: str, partial: Path, out_dir: Path) -> str:
     metrics["runtime"] = runtime
     if runtime == "compiled":
         metrics["compile_seconds"] = round(sum(timed["self"].first_call_s.values()), 1)
-    busy = _busy_warning(model_device)
+    busy = busy_warning(model_device)
     if busy:
         metrics["timing_warning"] = busy
 
     if parent_model is not None:
         parent_acc = _parent_accuracy(ctx, parent_model, ecfg)
         parent_size = M.weights_size_mb(ctx.input_ref.path)
-        metrics.update(_speed_metrics(lat, runtime))
+        metrics.update(speed_metrics(lat, runtime))
         slow = {bs: x for bs, x in metrics["speedup_vs_parent"].items() if x < SLOW_SPEEDUP}
         if slow_note and slow:
-            metrics["why_not_faster"] = f"Not faster here ({_ratios(slow)}). {slow_note}"
+            metrics["why_not_faster"] = f"Not faster here ({ratios(slow)}). {slow_note}"
         if busy:
             metrics["speed_summary"] += " " + busy
             if slow:
-                metrics["why_not_faster"] = (f"Not faster here ({_ratios(slow)}). {busy} "
+                metrics["why_not_faster"] = (f"Not faster here ({ratios(slow)}). {busy} "
                                              + (slow_note or ""))
         if parent_size and size_mb:
             metrics["size_ratio_vs_parent"] = round(parent_size / size_mb, 3)
@@ -324,64 +327,6 @@ def _run(job: Job, device: str, partial: Path, out_dir: Path) -> str:
                                 **metrics}, latencies, preds)
     store.finish(job.id, output_model)
     return "done"
-
-
-def _timed_models(model, model_device: str, runtime: str, parent_model, device: str) -> dict:
-    """What to time, interleaved in one run: the model under its runtime, and the parent
-    under the same runtime (a like-with-like ratio) plus eager (the compile gain on its own)."""
-    from engine.benchmark import Timed, compile_for_timing
-
-    compiled = runtime == "compiled"
-    timed = {"self": Timed(compile_for_timing(model) if compiled else model, model_device,
-                           runtime)}
-    if parent_model is not None:
-        timed["parent"] = Timed(parent_model, device)
-        if compiled:
-            timed["parent_compiled"] = Timed(compile_for_timing(parent_model), device,
-                                             "compiled")
-    return timed
-
-
-def _speed_metrics(lat: dict[str, list[dict]], runtime: str) -> dict[str, Any]:
-    """Paired ratios by batch size. speedup_vs_parent is always against the parent under the
-    same runtime; for a compiled model also against the parent eager, and the parent's own
-    gain from compiling (so: quantizing gain x compile gain = gain vs eager)."""
-    from engine.benchmark import speedups
-
-    same = "parent_compiled" if runtime == "compiled" else "parent"
-    out: dict[str, Any] = {"parent_latency": lat[same], "parent_runtime": runtime,
-                           "speedup_vs_parent": speedups(lat["self"], lat[same])}
-    if runtime == "compiled":
-        out["speedup_vs_parent_eager"] = speedups(lat["self"], lat["parent"])
-        out["compile_gain_parent"] = speedups(lat["parent_compiled"], lat["parent"])
-        out["speed_summary"] = (
-            "Timed compiled (torch.compile) against the parent compiled, interleaved in one "
-            "run: " + _ratios(out["speedup_vs_parent"]) + ". Against the parent in eager: "
-            + _ratios(out["speedup_vs_parent_eager"]) + "; compiling alone speeds the parent "
-            "up " + _ratios(out["compile_gain_parent"]) + ".")
-    else:
-        out["speed_summary"] = ("Timed eager against the parent eager, interleaved in one run: "
-                                + _ratios(out["speedup_vs_parent"]) + ".")
-    return out
-
-
-def _busy_warning(device: str) -> str | None:
-    """A warning when other processes competed for the CPU while timing (1-minute load
-    average above the core count): every model slows down, and not alike (the one with
-    more, shorter parallel steps waits more on descheduled threads), so ratios are noisy."""
-    import os
-
-    if not device.startswith("cpu") or not hasattr(os, "getloadavg"):
-        return None
-    load, cores = os.getloadavg()[0], os.cpu_count() or 1
-    if load <= cores:
-        return None
-    return (f"The machine was busy while timing (load average {load:.1f} on {cores} cores): "
-            f"latencies are inflated and the ratios unreliable; re-run on a quiet machine.")
-
-
-def _ratios(by_bs: dict[str, float]) -> str:
-    return ", ".join(f"{x:.2f}x at batch {bs}" for bs, x in by_bs.items())
 
 
 def _is_classifier_with_same_labels(ctx: JobContext) -> bool:
@@ -420,44 +365,3 @@ def _parent_accuracy(ctx: JobContext, parent_model, ecfg) -> float | None:
 def _n_test(ctx: JobContext, ecfg) -> int:
     n = len(ctx.dataset.test)
     return min(n, ecfg.test_limit) if ecfg.test_limit else n
-
-
-# ------------------------------------------------------------------ heartbeat while running
-
-
-class Heartbeat:
-    """A daemon thread that keeps a running job's (and worker's) heartbeat fresh, even while
-    a long step (compiling, a big batch) makes no progress call."""
-
-    def __init__(self, job_id: int | None = None, worker_id: int | None = None,
-                 interval_s: float = 5.0):
-        self.job_id, self.worker_id, self.interval_s = job_id, worker_id, interval_s
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True, name="heartbeat")
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval_s):
-            try:
-                if self.job_id is not None:
-                    store.report_progress(self.job_id)
-                if self.worker_id is not None:
-                    store.worker_heartbeat(self.worker_id)
-                    # A busy worker still reaps jobs of dead workers (see worker.reap).
-                    store.reap_stale(store.utcnow(), settings.heartbeat_timeout_s(),
-                                     settings.max_attempts())
-            except Exception:
-                log.warning("heartbeat failed", exc_info=True)
-
-    def __enter__(self) -> Heartbeat:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=2)
-
-
-def run_claimed(job_id: int, worker_id: int | None = None) -> str:
-    """run_job with a heartbeat thread around it."""
-    with Heartbeat(job_id=job_id, worker_id=worker_id):
-        return run_job(job_id)

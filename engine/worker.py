@@ -1,6 +1,8 @@
 """The background worker: claims queued jobs one at a time and runs them with `run_job`.
 
 `ensure_worker()` (used by the dashboard) starts one as a detached process when none is alive.
+`run_claimed(job_id)` runs one claimed job with a `Heartbeat` thread around it (the worker, the
+CLI's in-process `--wait` and the tests all run jobs this way).
 Importing this module is cheap: torch is imported by the jobs, not here.
 """
 
@@ -11,6 +13,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from datetime import datetime
@@ -31,6 +34,46 @@ def reap(now: datetime | None = None) -> list[int]:
                             settings.max_attempts())
 
 
+class Heartbeat:
+    """A daemon thread that keeps a running job's (and worker's) heartbeat fresh, even while
+    a long step (compiling, a big batch) makes no progress call."""
+
+    def __init__(self, job_id: int | None = None, worker_id: int | None = None,
+                 interval_s: float = 5.0):
+        self.job_id, self.worker_id, self.interval_s = job_id, worker_id, interval_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True, name="heartbeat")
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            try:
+                if self.job_id is not None:
+                    store.report_progress(self.job_id)
+                if self.worker_id is not None:
+                    store.worker_heartbeat(self.worker_id)
+                    # A busy worker still reaps jobs of dead workers (see reap).
+                    store.reap_stale(store.utcnow(), settings.heartbeat_timeout_s(),
+                                     settings.max_attempts())
+            except Exception:
+                log.warning("heartbeat failed", exc_info=True)
+
+    def __enter__(self) -> Heartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=2)
+
+
+def run_claimed(job_id: int, worker_id: int | None = None) -> str:
+    """run_job with a heartbeat thread around it."""
+    from engine.runner import run_job  # here, not at the top: importing this module stays cheap
+
+    with Heartbeat(job_id=job_id, worker_id=worker_id):
+        return run_job(job_id)
+
+
 def worker_loop(once: bool = False, poll_s: float = 1.0, max_jobs: int | None = None,
                 clock: Callable[[], datetime] = utcnow) -> int:
     """Run jobs until stopped (SIGTERM/SIGINT), or until the queue is empty when `once`.
@@ -38,7 +81,6 @@ def worker_loop(once: bool = False, poll_s: float = 1.0, max_jobs: int | None = 
     `max_jobs` recycles the worker after that many jobs (a fresh process frees leaked GPU
     memory). Returns the number of jobs run."""
     from engine import device as dev
-    from engine.runner import Heartbeat, run_claimed
 
     device = dev.setup()
     worker_id = store.register_worker(device=dev.describe(device), now=clock())

@@ -12,6 +12,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from engine import attention as A
+from engine.attention import ablation, compare
 from engine.config import LabError
 from engine.models import ModelRef
 from storage import jobs as store
@@ -131,7 +132,7 @@ def test_difference_of_a_model_with_itself_is_zero(tiny_model_dir) -> None:
 def test_js_divergence_is_one_for_disjoint_rows() -> None:
     p = np.array([[1.0, 0.0], [0.5, 0.5]])
     q = np.array([[0.0, 1.0], [0.5, 0.5]])
-    np.testing.assert_allclose(A._js_rows(p, q), [1.0, 0.0])
+    np.testing.assert_allclose(compare._js_rows(p, q), [1.0, 0.0])
 
 
 def test_head_summary_names_the_pattern_and_entropy() -> None:
@@ -236,7 +237,7 @@ def test_switching_a_head_off_equals_removing_it(tiny_model_dir, tiny_csv) -> No
     enc = loaded.tokenizer([SENTENCE], return_tensors="pt")
     with torch.inference_mode():
         want = pruned(**enc).logits
-        with A._heads_switched_off(loaded, [(0, 1), (0, 2)]):
+        with ablation._heads_switched_off(loaded, [(0, 1), (0, 2)]):
             got = loaded.model(**enc).logits
         again = loaded.model(**enc).logits
     torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)

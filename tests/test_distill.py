@@ -9,8 +9,8 @@ import pytest
 
 from engine.config import ConfigError, LabError
 from engine.methods.distill import DistillConfig, build_student, make_loss, pick_layers
-from engine.runner import run_claimed
 from engine.submit import submit
+from engine.worker import run_claimed
 from storage import jobs as store
 
 FAST = ["max_steps=12", "eval_every=2", "batch_size=8", "max_length=32", "lr=3e-3"]

@@ -11,8 +11,8 @@ from engine import pruning as P
 from engine.config import ConfigError, LabError
 from engine.methods.prune import PruneConfig, parse_heads
 from engine.models import ModelRef, checkpoint_card, load_classifier, read_meta
-from engine.runner import run_claimed
 from engine.submit import submit
+from engine.worker import run_claimed
 from storage import jobs as store
 
 FAST = ["max_length=32", "batch_size=8", "scoring_examples=16", "eval_every=2"]

@@ -21,8 +21,8 @@ import torch
 
 from engine.config import ConfigError
 from engine.methods import quantize as Q
-from engine.runner import run_claimed
 from engine.submit import submit
+from engine.worker import run_claimed
 from storage import jobs as store
 from tests.conftest import NEGATIVE, POSITIVE
 

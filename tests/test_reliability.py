@@ -129,7 +129,7 @@ def test_fifty_concurrent_jobs_run_exactly_once(tiny_model_dir, tiny_csv, lab_ho
 
 
 def test_delete_removes_rows_and_artifacts(tiny_model_dir, tiny_csv, lab_home) -> None:
-    from engine.runner import run_claimed
+    from engine.worker import run_claimed
 
     job_id = submit("finetune", model=str(tiny_model_dir), dataset=f"csv:{tiny_csv}",
                     sets=["max_steps=2", "batch_size=8", "max_length=16"])

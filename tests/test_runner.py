@@ -8,8 +8,8 @@ import time
 import pytest
 
 from engine.config import LabError
-from engine.runner import run_claimed
 from engine.submit import submit
+from engine.worker import run_claimed
 from storage import jobs as store
 
 FAST = ["max_steps=6", "batch_size=8", "eval_every=3", "max_length=32"]

@@ -23,8 +23,8 @@ import sys
 import time
 
 from engine.cli import wait_for
-from engine.runner import run_claimed
 from engine.submit import submit
+from engine.worker import run_claimed
 from storage import jobs as store
 from storage import settings
 

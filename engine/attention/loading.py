@@ -1,0 +1,156 @@
+"""The model behind the Attention page: loaded once with eager attention, cached by its path,
+and its layers and heads mapped to the ORIGINAL grid (see engine/attention/__init__.py).
+
+Pruned models (engine/pruning.py): `config.pruned_heads` maps a layer (as the saved model
+numbers it) to the original numbers of its removed heads; dropped layers are read from
+`kept_layers` (the parent's layer numbers that remain) or `dropped_layers` / `pruned_layers`,
+on the config, in lab_meta.json or in the notes (metrics) of the job that made the model. So
+"original" means the parent's numbering, which is what a side-by-side comparison needs.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from engine.config import LabError
+
+CACHED_MODELS = 4  # two side by side, plus room to switch back without reloading
+DEFAULT_EVAL_LENGTH = 64  # EvaluateConfig's default max_length, for models with no record
+
+_cache: OrderedDict[str, Loaded] = OrderedDict()
+# One lock for every use of a cached model: Streamlit serves sessions from several threads,
+# and ablation hooks on a shared model must never leak into another session's forward pass.
+model_lock = threading.RLock()
+
+
+@dataclass
+class Loaded:
+    """A model ready for attention work, with its layers and heads mapped to original ones."""
+
+    model_id: str
+    model: Any  # torch.nn.Module, eval mode, eager attention
+    tokenizer: Any
+    layers: int  # original layer count (rows of every grid)
+    heads: int  # original heads per layer (columns of every grid)
+    layer_index: list[int]  # original index of each layer the model still has
+    kept_heads: list[list[int]]  # per present layer: original indices of its heads, in order
+    label_names: list[str]
+    max_tokens: int  # the longest input the model takes (tokens, specials included)
+    eval_length: int  # tokens per example when scoring (the length it was evaluated at)
+    dataset: str | None  # the dataset it was trained or evaluated on, when known
+    device: str = "cpu"
+    # (dataset id, examples) -> predictions with every head on: the reference of every
+    # what-if, computed once per model (it goes with the model when the cache drops it)
+    baselines: dict[tuple[str, int], np.ndarray] = field(default_factory=dict)
+
+    @property
+    def kept(self) -> np.ndarray:
+        """[layers, heads] bool: True where the model still has that head."""
+        grid = np.zeros((self.layers, self.heads), dtype=bool)
+        for layer, heads in zip(self.layer_index, self.kept_heads):
+            grid[layer, heads] = True
+        return grid
+
+    @property
+    def head_dim(self) -> int:
+        cfg = self.model.config
+        return cfg.hidden_size // cfg.num_attention_heads
+
+
+def load(model_id: str) -> Loaded:
+    """The model `model_id` with eager attention, from the cache when it was loaded before.
+
+    Keyed by the model's path, so `default` and `job:1` (the same directory) share one copy."""
+    from engine.models import resolve
+
+    ref = resolve(model_id)
+    with model_lock:
+        hit = _cache.get(ref.path)
+        if hit is not None:
+            _cache.move_to_end(ref.path)
+            return hit
+        loaded = _load(ref)
+        _cache[ref.path] = loaded
+        while len(_cache) > CACHED_MODELS:
+            _cache.popitem(last=False)
+        return loaded
+
+
+def clear_cache() -> None:
+    with model_lock:
+        _cache.clear()
+
+
+def _load(ref) -> Loaded:
+    from engine import device as dev
+    from engine.models import load_classifier, load_tokenizer, read_meta
+    from storage import jobs as store
+
+    device = dev.setup()
+    model = load_classifier(ref, eager_attention=True).to(device)
+    tokenizer = load_tokenizer(ref)
+    meta = read_meta(ref.path) if ref.source not in ("preset", "hub") else {}
+    row = store.find_model(ref.id) if ref.source == "job" else None
+    info = (row.info or {}) if row is not None else {}
+    notes: dict[str, Any] = {}
+    if ref.job_id is not None:  # a layer-dropping prune job records kept_layers in its notes
+        try:
+            metrics = store.job_as_dict(store.get_job(ref.job_id))["metrics"]
+            notes = {k: metrics[k] for k in ("kept_layers", "dropped_layers") if metrics.get(k)}
+        except store.JobNotFound:
+            pass
+    return prepare(model, tokenizer, ref.id, meta={**info, **notes, **meta}, device=device)
+
+
+def prepare(model, tokenizer, model_id: str, meta: dict[str, Any] | None = None,
+            device: str = "cpu") -> Loaded:
+    """Map a loaded classifier's layers and heads to the original grid (see the module doc)."""
+    meta = meta or {}
+    cfg = model.config
+    present = len(encoder_layers(model))
+    layer_index = _layer_index(cfg, meta, present)
+    total_heads = cfg.num_attention_heads
+    pruned = {int(k): {int(h) for h in v} for k, v in (getattr(cfg, "pruned_heads", None)
+                                                      or {}).items()}
+    kept_heads = [[h for h in range(total_heads) if h not in pruned.get(i, set())]
+                  for i in range(present)]
+    layers = max([max(layer_index) + 1 if layer_index else 0,
+                  int(meta.get("original_layers") or 0), present])
+    labels = [str(cfg.id2label[i]) if cfg.id2label and i in cfg.id2label else str(i)
+              for i in range(cfg.num_labels)]
+    positions = getattr(cfg, "max_position_embeddings", None) or 512
+    tok_max = getattr(tokenizer, "model_max_length", None) or positions
+    return Loaded(model_id=model_id, model=model, tokenizer=tokenizer, layers=layers,
+                  heads=total_heads, layer_index=layer_index, kept_heads=kept_heads,
+                  label_names=labels, max_tokens=int(min(positions, tok_max)),
+                  eval_length=int(meta.get("max_length") or DEFAULT_EVAL_LENGTH),
+                  dataset=meta.get("dataset"), device=device)
+
+
+def _layer_index(cfg, meta: dict[str, Any], present: int) -> list[int]:
+    kept = getattr(cfg, "kept_layers", None) or meta.get("kept_layers")
+    if kept:
+        assert len(kept) == present, f"kept_layers lists {len(kept)} layers, model has {present}"
+        return [int(i) for i in kept]
+    removed = (getattr(cfg, "pruned_layers", None) or meta.get("pruned_layers")
+               or meta.get("dropped_layers"))
+    if removed:
+        gone = {int(i) for i in removed}
+        return [i for i in range(present + len(gone)) if i not in gone]
+    return list(range(present))
+
+
+def encoder_layers(model) -> list:
+    """The transformer blocks, in order (BERT: encoder.layer; DistilBERT: transformer.layer)."""
+    base = model.base_model
+    for owner in ("encoder", "transformer"):
+        blocks = getattr(getattr(base, owner, None), "layer", None)
+        if blocks is not None:
+            return list(blocks)
+    raise LabError(f"{type(model).__name__}: the lab finds no encoder layers in this model, "
+                   f"so its attention cannot be extracted; use a BERT-family classifier")

@@ -1,0 +1,42 @@
+"""Facts about a model read from stored jobs: the model it was made from, and the head
+importance scores of a prune job that took or produced it. Cheap: no torch."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def _names(model_id: str) -> set[str]:
+    """Every id the model `model_id` goes by (its row name and alias), for matching jobs."""
+    from storage import jobs as store
+
+    row = store.find_model(model_id)
+    return {model_id} | ({row.name} | ({row.alias} if row.alias else set()) if row else set())
+
+
+def parent_of(model_id: str) -> str | None:
+    """The input model of the job that produced `model_id`, if a job did."""
+    from storage import jobs as store
+
+    row = store.find_model(model_id)
+    if row is None or row.job_id is None:
+        return None
+    try:
+        return store.get_job(row.job_id).model
+    except store.JobNotFound:
+        return None
+
+
+def head_importance(model_ids: list[str]) -> tuple[int, str, np.ndarray] | None:
+    """(job id, model scored, [layers, heads] importance) from the newest done prune job that
+    took or produced one of `model_ids`, or None when there is none."""
+    from storage import jobs as store
+
+    names = set().union(*(_names(m) for m in model_ids if m)) if model_ids else set()
+    for job in store.list_jobs(statuses=("done",)):
+        if job.method != "prune" or not ({job.model, job.output_model} & names):
+            continue
+        scores = store.job_as_dict(job)["metrics"].get("head_importance")
+        if scores:
+            return job.id, job.model, np.asarray(scores, dtype=np.float64)
+    return None
