@@ -31,7 +31,6 @@ from storage.models import Job
 
 log = logging.getLogger("engine")
 
-LATENCY_BATCH_SIZES = [1, 32]
 SLOW_SPEEDUP = 1.1  # below this paired speedup a method's "why not faster" note is shown
 
 

@@ -107,3 +107,15 @@ def test_cancel_mid_run_removes_partial_artifacts(tiny_model_dir, tiny_csv, lab_
     assert status == "cancelled" and time.time() - start < 60
     assert store.get_job(job_id).status == "cancelled"
     assert not list((lab_home / "artifacts").glob(f"job-{job_id}*"))
+
+
+@pytest.mark.parametrize(("load", "busy"), [(0.0, False), (2.1, False), (2.6, True),
+                                            (64.0, True)])
+def test_busy_warning_ignores_the_jobs_own_threads(monkeypatch, load, busy) -> None:
+    """On 2 cores a job timing with 2 threads alone reads a load average of about 2.1."""
+    from engine.benchmark import busy_warning
+
+    monkeypatch.setattr("os.cpu_count", lambda: 2)
+    monkeypatch.setattr("os.getloadavg", lambda: (load, load, load))
+    assert (busy_warning("cpu") is not None) is busy
+    assert busy_warning("cuda") is None

@@ -19,7 +19,7 @@ One module per part; import the names below from `engine.attention`:
 """
 
 from engine.attention.ablation import Ablation, ablate
-from engine.attention.compare import DOMINANT_SHARE, PATTERNS, divergence, head_summary
+from engine.attention.compare import DOMINANT_SHARE, divergence, head_summary
 from engine.attention.loading import (
     CACHED_MODELS,
     DEFAULT_EVAL_LENGTH,
@@ -33,7 +33,7 @@ from engine.attention.stored import head_importance, parent_of
 from engine.attention.views import views_html
 
 __all__ = [
-    "CACHED_MODELS", "DEFAULT_EVAL_LENGTH", "DOMINANT_SHARE", "PATTERNS", "Ablation", "Loaded",
+    "CACHED_MODELS", "DEFAULT_EVAL_LENGTH", "DOMINANT_SHARE", "Ablation", "Loaded",
     "SentenceAttention", "ablate", "clear_cache", "divergence", "extract", "head_importance",
     "head_summary", "load", "parent_of", "prepare", "sentence_attention", "views_html",
 ]

@@ -10,7 +10,6 @@ import numpy as np
 from engine.attention.maps import SentenceAttention
 from engine.config import LabError
 
-PATTERNS = ("[CLS]", "[SEP]", "previous", "next", "self")
 DOMINANT_SHARE = 0.5  # a head "mostly attends to" a pattern when it gets half the mass or more
 
 
