@@ -8,7 +8,8 @@ import time
 import pytest
 
 from engine.config import ConfigError, LabError
-from engine.methods.distill import DistillConfig, build_student, make_loss, pick_layers
+from engine.distillation import build_student, make_loss, pick_layers
+from engine.methods.distill import DistillConfig
 from engine.submit import submit
 from engine.worker import run_claimed
 from storage import jobs as store

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from engine import quantization as QZ
 from engine.config import ConfigError
 from engine.methods import quantize as Q
 from engine.submit import submit
@@ -60,7 +61,7 @@ def rel_error(out: torch.Tensor, ref: torch.Tensor) -> float:
 
 def safetensors_dtypes(path: Path) -> dict[str, str]:
     """Tensor name -> dtype, read from the safetensors header (no tensor loaded)."""
-    with (path / Q.WEIGHTS_FILE).open("rb") as fh:
+    with (path / QZ.WEIGHTS_FILE).open("rb") as fh:
         n = int.from_bytes(fh.read(8), "little")
         header = json.loads(fh.read(n))
     return {k: v["dtype"] for k, v in header.items() if k != "__metadata__"}
@@ -80,14 +81,14 @@ def test_cpu_scheme_applies_stays_close_and_reloads(parent, tmp_path, scheme, em
     q = copy.deepcopy(model)
     scales = None
     if scheme == "int8-static":
-        scales = Q.calibrate(q, tok, POSITIVE + NEGATIVE, 32, observer)
+        scales = QZ.calibrate(q, tok, POSITIVE + NEGATIVE, 32, observer)
         assert all(s.numel() == 1 and float(s) > 0 for s, _ in scales.values())
     Q.quantize_model(q, cfg, scales)
     out = logits(q, batch)
     tol = TOLERANCE[scheme] + (0.02 if embeddings else 0.0)
     assert rel_error(out, ref.float()) < tol
 
-    Q.save_quantized(q, tok, tmp_path)
+    QZ.save_quantized(q, tok, tmp_path)
     dtypes = safetensors_dtypes(tmp_path)
     query = "bert.encoder.layer.0.attention.self.query"
     word = "bert.embeddings.word_embeddings"
@@ -109,8 +110,8 @@ def test_embeddings_make_the_file_much_smaller(parent, tmp_path) -> None:
     for embeddings in (False, True):
         q = copy.deepcopy(model)
         Q.quantize_model(q, Q.QuantizeConfig(embeddings=embeddings))
-        Q.save_quantized(q, tok, tmp_path / str(embeddings))
-        sizes[embeddings] = (tmp_path / str(embeddings) / Q.WEIGHTS_FILE).stat().st_size
+        QZ.save_quantized(q, tok, tmp_path / str(embeddings))
+        sizes[embeddings] = (tmp_path / str(embeddings) / QZ.WEIGHTS_FILE).stat().st_size
     # the tiny model is mostly its 30522 x 32 word embeddings, as small real models are
     assert sizes[True] < sizes[False] / 3
 
@@ -119,7 +120,7 @@ def test_row_gather_embedding_matches_torchao(parent) -> None:
     """The row-gathering lookup computes what torchao's (whole-table) lookup does."""
     model, _, batch, _ = parent
     q = copy.deepcopy(model)
-    Q.quantize_embeddings(q)
+    QZ.quantize_embeddings(q)
     emb = q.bert.embeddings.word_embeddings
     assert type(emb).__name__ == "RowGatherEmbedding"
     ids = batch["input_ids"]
@@ -146,7 +147,7 @@ def test_importing_torchao_leaves_the_log_clean() -> None:
     from tests.conftest import ROOT
 
     code = ("import logging; logging.basicConfig(level=logging.INFO); "
-            "from engine.methods.quantize import import_torchao; import_torchao()")
+            "from engine.quantization import import_torchao; import_torchao()")
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
                           text=True, timeout=120)
     assert done.returncode == 0, done.stderr
@@ -345,6 +346,6 @@ def test_gpu_scheme_applies_and_reloads(parent, tmp_path, scheme) -> None:
     cuda_batch = {k: v.cuda() for k, v in batch.items()}
     out = logits(q, cuda_batch)
     assert rel_error(out.cpu(), ref.float()) < 0.1
-    Q.save_quantized(q, tok, tmp_path)
+    QZ.save_quantized(q, tok, tmp_path)
     again = Q.load(tmp_path, {"dtype": Q._float_dtype_name(scheme)}).cuda()
     assert torch.allclose(logits(again, cuda_batch), out, atol=1e-3)

@@ -8,25 +8,33 @@ and bf16 use the tensor cores; weight-only int8/int4 shrink the weights read fro
 limits small batches); fp8 needs Hopper-class (sm89+) tensor cores.
 
 The saved model keeps its integer data and scales in safetensors (torchao's flattening of its
-tensor subclasses) and reloads through `load` below.
+tensor subclasses) and reloads through `load` below. The machinery (int8 embeddings,
+calibration, saving and reloading) is in engine/quantization.py.
 """
 
 from __future__ import annotations
 
-import functools
 import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from engine.config import ConfigError, MethodConfig, param
+from engine.quantization import (
+    calibrate,
+    calibration_texts,
+    import_torchao,
+    is_body_linear,
+    load_quantized,
+    quantize_embeddings,
+    save_quantized,
+)
 from engine.registry import register
 
 SCHEMES = ("int8-dynamic", "int8-static", "bf16", "fp16", "int8-weight-only",
            "int4-weight-only", "fp8")
 CPU_SCHEMES = ("int8-dynamic", "int8-static", "bf16")
 FLOAT_SCHEMES = {"bf16": "bfloat16", "fp16": "float16"}
-WEIGHTS_FILE = "model.safetensors"
 
 
 @dataclass(frozen=True)
@@ -117,51 +125,6 @@ def _float_dtype_name(scheme: str) -> str:
     return "bfloat16" if scheme in ("int4-weight-only", "fp8") else "float32"
 
 
-def _calibration_texts(texts: list[str], n: int, seed: int) -> list[str]:
-    import numpy as np
-
-    idx = np.random.RandomState(seed).permutation(len(texts))[:n]
-    return [texts[i] for i in sorted(idx)]
-
-
-def _is_body_linear(module, fqn: str) -> bool:
-    """The Linear layers to quantize: all but the final classifier (a few output rows: int8
-    saves nothing there, and its rounding errors go straight into the logits)."""
-    import torch
-
-    return isinstance(module, torch.nn.Linear) and fqn.rsplit(".", 1)[-1] != "classifier"
-
-
-def _is_embedding(module, fqn: str) -> bool:
-    import torch
-
-    return isinstance(module, torch.nn.Embedding)
-
-
-def import_torchao():
-    """torchao, imported with its load-time warnings silenced: on a machine without CUDA it
-    warns about each CUDA-only kernel library it skips, and torch 2.13 about an Enum it
-    registers; neither matters to a job and both would clutter its log."""
-    import logging
-    import warnings
-
-    # torch.compile of a model with torchao weights warns once that its tensors do not hash
-    # for the AOT cache (they are recompiled per process: expected here)
-    warnings.filterwarnings("ignore", message=".*_stable_hash_for_caching.*")
-    quiet = [logging.getLogger(n) for n in ("torchao", "torch.utils._pytree")]
-    levels = [q.level for q in quiet]
-    for q in quiet:
-        q.setLevel(logging.ERROR)
-    try:
-        import torchao
-        import torchao.prototype.safetensors.safetensors_support  # save/load; warns too
-        import torchao.quantization
-    finally:
-        for q, level in zip(quiet, levels):
-            q.setLevel(level)
-    return torchao
-
-
 def quantize_model(model, cfg: QuantizeConfig, act_scales: dict[str, Any] | None = None) -> None:
     """Quantize `model` in place for `cfg.scheme`; `act_scales` ({linear fqn: (scale,
     zero_point)}) are required for int8-static."""
@@ -185,7 +148,7 @@ def quantize_model(model, cfg: QuantizeConfig, act_scales: dict[str, Any] | None
     s = cfg.scheme
     if s == "int8-dynamic":
         # per-token activation scales, per-output-row weight scales, both symmetric
-        quantize_(model, Int8DynamicActivationInt8WeightConfig(), filter_fn=_is_body_linear)
+        quantize_(model, Int8DynamicActivationInt8WeightConfig(), filter_fn=is_body_linear)
     elif s == "int8-static":
         assert act_scales, "int8-static needs calibrated activation scales"
         configs = {f"{fqn}.weight": Int8StaticActivationInt8WeightConfig(
@@ -194,7 +157,7 @@ def quantize_model(model, cfg: QuantizeConfig, act_scales: dict[str, Any] | None
             act_scales.items()}
         quantize_(model, FqnToConfig(configs), filter_fn=None)
     elif s == "int8-weight-only":
-        quantize_(model, Int8WeightOnlyConfig(), filter_fn=_is_body_linear)
+        quantize_(model, Int8WeightOnlyConfig(), filter_fn=is_body_linear)
     elif s == "int4-weight-only":
         # tile_packed_to_4d is tinygemm's layout: needs only torch on an sm80+ GPU (the default
         # "plain" layout needs the separate mslk kernels package)
@@ -202,194 +165,20 @@ def quantize_model(model, cfg: QuantizeConfig, act_scales: dict[str, Any] | None
 
         quantize_(model, Int4WeightOnlyConfig(
             group_size=cfg.group_size, int4_packing_format=Int4PackingFormat.TILE_PACKED_TO_4D),
-            filter_fn=_is_body_linear)
+            filter_fn=is_body_linear)
     elif s == "fp8":
         quantize_(model, Float8DynamicActivationFloat8WeightConfig(granularity=PerRow()),
-                  filter_fn=_is_body_linear)
+                  filter_fn=is_body_linear)
     if cfg.embeddings:
         quantize_embeddings(model)
 
 
-def quantize_embeddings(model) -> None:
-    """int8 embedding tables, one symmetric scale per row (torchao IntxWeightOnlyConfig), each
-    wrapped so that a lookup dequantizes only the rows it gathers."""
-    import torch
-
-    import_torchao()
-    from torchao.quantization import IntxWeightOnlyConfig, PerAxis, quantize_
-
-    quantize_(model, IntxWeightOnlyConfig(weight_dtype=torch.int8, granularity=PerAxis(0)),
-              filter_fn=_is_embedding)
-    _gather_rows_first(model)
-
-
-def _gather_rows_first(model) -> None:
-    """Swap each int8 nn.Embedding for RowGatherEmbedding (same parameter, same state-dict key).
-
-    torchao's embedding op dequantizes the whole table on every call (30522 x 384 floats,
-    47 MB, for MiniLM), which in eager costs more than the rest of a batch-1 forward pass."""
-    import torch
-
-    for module in list(model.modules()):
-        for name, child in list(module.named_children()):
-            if isinstance(child, torch.nn.Embedding) and hasattr(child.weight, "qdata"):
-                setattr(module, name, _row_gather_embedding_class()(child))
-
-
-@functools.cache
-def _row_gather_embedding_class():
-    """The class is built on first use: importing this module (pages build forms from it)
-    must not import torch."""
-    import torch
-
-    class RowGatherEmbedding(torch.nn.Module):
-        """An int8 embedding: look up int8 rows and their scales, then dequantize.
-
-        weight: torchao IntxUnpackedToInt8Tensor [vocab, hidden] (qdata int8, scale and
-        zero_point [vocab, 1]). input ids [B, T] -> [B, T, hidden] in the weight's dtype."""
-
-        def __init__(self, embedding: torch.nn.Embedding):
-            super().__init__()
-            self.weight = embedding.weight
-            self.padding_idx = embedding.padding_idx
-
-        def forward(self, ids: torch.Tensor) -> torch.Tensor:
-            w = self.weight
-            q = w.qdata[ids].to(w.scale.dtype)
-            if w.zero_point is not None:
-                q = q - w.zero_point[ids].to(q.dtype)
-            return (q * w.scale[ids]).to(w.dtype)
-
-        def extra_repr(self) -> str:
-            return f"{self.weight.shape[0]}, {self.weight.shape[1]}, int8 rows"
-
-    return RowGatherEmbedding
-
-
-# ------------------------------------------------------------------------------ calibration
-
-
-def calibrate(model, tokenizer, texts: list[str], max_length: int, observer: str = "minmax",
-              batch_size: int = 32, max_rows: int = 4096,
-              progress=None) -> dict[str, tuple[Any, Any]]:
-    """Run `texts` through the float model and choose each Linear input's int8 scale.
-
-    Returns {linear fqn: (scale, zero_point)}, shaped [1] * input ndim (one scale per tensor,
-    symmetric, so zero_point is 0). minmax sees every batch; mse (a search for the clip range
-    with the least squared error) sees up to `max_rows` token rows per layer, sampled evenly."""
-    import torch
-
-    import_torchao()
-    from torchao.quantization import (
-        AffineQuantizedMinMaxObserver,
-        MappingType,
-        PerTensor,
-    )
-    from torchao.quantization.observer import AffineQuantizedMSEObserver
-
-    kind = {"minmax": AffineQuantizedMinMaxObserver, "mse": AffineQuantizedMSEObserver}[observer]
-    observers: dict[str, Any] = {}
-    samples: dict[str, list] = {}
-    ndims: dict[str, int] = {}
-    n_batches = max(1, -(-len(texts) // batch_size))
-    per_batch = max(1, max_rows // n_batches)
-    gen = torch.Generator().manual_seed(0)
-
-    def hook(fqn: str):
-        def observe(module, args) -> None:
-            x = args[0].detach().float()
-            if fqn not in observers:
-                observers[fqn] = kind(MappingType.SYMMETRIC, torch.int8, PerTensor(),
-                                      eps=torch.finfo(torch.float32).eps,
-                                      scale_dtype=torch.float32, zero_point_dtype=torch.int8)
-                samples[fqn] = []
-                ndims[fqn] = x.ndim
-            if observer == "minmax":
-                observers[fqn](x)
-            else:  # the mse observer keeps only its last call: gather rows, observe once
-                rows = x.reshape(-1, x.shape[-1])
-                pick = torch.randperm(rows.shape[0], generator=gen)[:per_batch]
-                samples[fqn].append(rows[pick])
-        return observe
-
-    handles = [m.register_forward_pre_hook(hook(fqn)) for fqn, m in model.named_modules()
-               if _is_body_linear(m, fqn)]
-    device = next(model.parameters()).device
-    try:
-        with torch.inference_mode():
-            for b in range(n_batches):
-                chunk = texts[b * batch_size:(b + 1) * batch_size]
-                batch = tokenizer(chunk, padding=True, truncation=True, max_length=max_length,
-                                  return_tensors="pt").to(device)
-                model(**batch)
-                if progress:
-                    progress((b + 1) / n_batches)
-    finally:
-        for h in handles:
-            h.remove()
-    out = {}
-    for fqn, obs in observers.items():
-        if observer == "mse":
-            obs(torch.cat(samples[fqn]))
-        scale, zero_point = obs.calculate_qparams()
-        # torchao checks that a static scale has the activation's ndim ([1, 1, 1] for [B, T, H])
-        shape = [1] * ndims[fqn]
-        out[fqn] = (scale.reshape(shape).to(device), zero_point.reshape(shape).to(device))
-    return out
-
-
-# ------------------------------------------------------------------------------ save / load
-
-
-def save_quantized(model, tokenizer, out_dir: Path) -> None:
-    """config.json, tokenizer, and model.safetensors holding the integer data and scales of
-    each quantized weight (torchao's flattening: `<module>._weight_qdata`, `..._scale`), with
-    what rebuilds the tensor subclasses in the file's metadata. No pickle."""
-    from safetensors.torch import save_file
-
-    import_torchao()
-    from torchao.prototype.safetensors.safetensors_support import flatten_tensor_state_dict
-
-    out_dir.mkdir(parents=True, exist_ok=True)
-    model.config.save_pretrained(out_dir)
-    tokenizer.save_pretrained(out_dir)
-    state = {k: v.detach().contiguous() if type(v).__name__ == "Tensor" else v
-             for k, v in model.state_dict().items()}
-    tensors, metadata = flatten_tensor_state_dict(state)
-    save_file({k: v.contiguous() for k, v in tensors.items()}, out_dir / WEIGHTS_FILE,
-              metadata=metadata)
+# ------------------------------------------------------------------------------ load
 
 
 def load(path: Path, meta: dict[str, Any], eager_attention: bool = False):
-    """Rebuild a model saved by `save_quantized` (on the CPU; the caller moves it)."""
-    import torch
-    from safetensors import safe_open
-    from transformers import AutoConfig, AutoModelForSequenceClassification
-
-    import_torchao()
-    from torchao.prototype.safetensors.safetensors_support import unflatten_tensor_state_dict
-
-    config = AutoConfig.from_pretrained(path, trust_remote_code=False)
-    config._attn_implementation = "eager" if eager_attention else "sdpa"
-    dtype = getattr(torch, meta.get("dtype", "float32"))
-    model = AutoModelForSequenceClassification.from_config(config).to(dtype).eval()
-    with safe_open(str(Path(path) / WEIGHTS_FILE), framework="pt") as f:
-        metadata = f.metadata() or {}
-        tensors = {k: f.get_tensor(k) for k in f.keys()}
-    if "tensor_names" in metadata:
-        state, leftover = unflatten_tensor_state_dict(tensors, metadata)
-        assert not leftover, f"unexpected tensors in {path}: {sorted(leftover)[:5]}"
-    else:  # bf16 / fp16 without int8 embeddings: plain tensors
-        state = tensors
-    model.requires_grad_(False)
-    missing, unexpected = model.load_state_dict(state, strict=False, assign=True)
-    # non-persistent buffers (position ids) are rebuilt by the model itself, never saved
-    persistent = set(model.state_dict())
-    assert not unexpected and not (set(missing) & persistent - set(state)), \
-        f"{path}: weights do not match the model (missing {missing[:5]}, extra {unexpected[:5]})"
-    if meta.get("embeddings"):
-        _gather_rows_first(model)
-    return model.eval()
+    """Rebuild a model this method saved (on the CPU; the caller moves it)."""
+    return load_quantized(path, meta, eager_attention=eager_attention)
 
 
 # ------------------------------------------------------------------------------ explanations
@@ -403,7 +192,7 @@ def explain(model, cfg: QuantizeConfig, act_scales: dict[str, Any] | None = None
             calibrated: int = 0) -> str:
     """What the scheme did, in plain words, with one real layer's numbers; `calibrated` is
     the number of calibration examples (int8-static)."""
-    fqn, linear = next(((n, m) for n, m in model.named_modules() if _is_body_linear(m, n)),
+    fqn, linear = next(((n, m) for n, m in model.named_modules() if is_body_linear(m, n)),
                        (None, None))
     w = getattr(linear, "weight", None)
     s = cfg.scheme
@@ -498,7 +287,7 @@ def apply(cfg: QuantizeConfig, ctx):
     ctx.progress(0.1, f"quantizing ({cfg.scheme})", force=True)
     act_scales, texts = None, []
     if cfg.scheme == "int8-static":
-        texts = _calibration_texts(ctx.dataset.train.texts, cfg.calibration_examples, cfg.seed)
+        texts = calibration_texts(ctx.dataset.train.texts, cfg.calibration_examples, cfg.seed)
         act_scales = calibrate(model, ctx.tokenizer, texts, cfg.max_length, cfg.observer,
                                progress=lambda f: ctx.progress(0.1 + 0.7 * f, "calibrating"))
     quantize_model(model, cfg, act_scales)
