@@ -5,6 +5,11 @@ accuracy deltas, each measured against the fp32 parent in the same job.
     LAB_HOME=/work/bench-home LAB_THREADS=2 .venv/bin/python -m tests.benchmarks.bench_quantize
     ... bench_quantize int8-dynamic:emb=0 bf16      # only some runs (see RUNS for names)
     ... bench_quantize all                          # also the optional runs (int8-static:mse)
+    ... bench_quantize --retime JOB [--rounds 5]    # re-time a quantize job against its parent
+
+--retime loads a stored quantize job's model and its parent, compiles both the way the runner
+does, and times them interleaved for several rounds in this one process: one job's ratio moves
+by 10-20 % between processes on a 2-core machine, the median of rounds much less.
 
 Each run is one `quantize` job: the runner saves and reloads the model, evaluates it on the
 test split, and times it interleaved with its parent (compiled against compiled, plus eager).
@@ -78,6 +83,49 @@ def report(name: str, note: str, job: dict, wall: float) -> None:
         print(f"   why not faster: {m['why_not_faster']}")
 
 
+def retime(job_id: int, rounds: int) -> None:
+    """Re-time quantize job `job_id`'s model against its parent: `rounds` interleaved
+    `measure` calls (20 runs each, batch 1 and 32) after one compile; print each round's
+    paired ratio and the median."""
+    import statistics
+
+    from engine import device as dev
+    from engine.benchmark import Timed, compile_for_timing, measure, speedups
+    from engine.data import load_dataset
+    from engine.models import load_classifier, load_tokenizer, resolve
+
+    job = store.job_as_dict(store.get_job(job_id))
+    if job["method"] != "quantize" or job["status"] != "done":
+        raise SystemExit(f"job {job_id} is not a finished quantize job")
+    device = dev.setup()
+    parent_ref, own_ref = resolve(job["model"]), resolve(job["output_model"])
+    parent = load_classifier(parent_ref).to(device)
+    own = load_classifier(own_ref).to(device)
+    compiled = job["metrics"].get("runtime") == "compiled"
+    models = {"parent": Timed(compile_for_timing(parent) if compiled else parent, device,
+                              "compiled" if compiled else "eager"),
+              "own": Timed(compile_for_timing(own) if compiled else own, device,
+                           "compiled" if compiled else "eager")}
+    texts = load_dataset(job["dataset"]).test.texts[:256]
+    seq = job["metrics"].get("seq_len") or 64
+    tok = load_tokenizer(own_ref)
+    by_bs: dict[str, list[float]] = {}
+    print(f"job {job_id} ({job['config']['data'].get('scheme')}) against {job['model']}, "
+          f"{models['own'].runtime} both, {settings.threads()} threads, length {seq}")
+    for r in range(rounds):
+        lat = measure(models, tok, texts, [1, 32], seq, warmup=3, runs=20)
+        ratio = speedups(lat["own"], lat["parent"])
+        for bs, x in ratio.items():
+            by_bs.setdefault(bs, []).append(x)
+        p50 = {role: {row["batch_size"]: row["p50_ms"] for row in lat[role]} for role in lat}
+        print(f"  round {r + 1}: " + "; ".join(
+            f"batch {bs} {x:.2f}x ({p50['own'][int(bs)]:.1f} vs {p50['parent'][int(bs)]:.1f} ms)"
+            for bs, x in ratio.items()))
+    print("  median: " + ", ".join(f"{statistics.median(xs):.2f}x at batch {bs} "
+                                   f"(range {min(xs):.2f}-{max(xs):.2f})"
+                                   for bs, xs in by_bs.items()))
+
+
 def main(names: list[str]) -> None:
     import torch
 
@@ -107,4 +155,13 @@ def main(names: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    if sys.argv[1:2] == ["--retime"]:
+        import argparse
+
+        parser = argparse.ArgumentParser(prog="bench_quantize --retime")
+        parser.add_argument("--retime", type=int, required=True, metavar="JOB")
+        parser.add_argument("--rounds", type=int, default=5)
+        args = parser.parse_args()
+        retime(args.retime, args.rounds)
+    else:
+        main(sys.argv[1:])
