@@ -219,7 +219,7 @@ def _run(job: Job, device: str, partial: Path, out_dir: Path) -> str:
     import torch
 
     from engine import models as M
-    from engine.benchmark import busy_warning, measure, ratios, speed_metrics, timed_models
+    from engine.benchmark import busy_warning, measure, speed_metrics, timed_models
     from engine.device import describe
     from engine.registry import config_from_json, get_method
 
@@ -231,27 +231,11 @@ def _run(job: Job, device: str, partial: Path, out_dir: Path) -> str:
 
     produced = spec.apply(cfg, ctx.span(0.0, 0.8)) if spec.config.produces_model else None
     ctx.span(0.0, 1.0)
+    accuracy_meaningful = ctx.input_ref.source != "preset"  # random presets: latency only
     parent_model = None
     if produced is not None:
-        ctx.progress(0.8, "saving the model", force=True)
-        shutil.rmtree(partial, ignore_errors=True)
-        meta = {"method": job.method, "job_id": job.id, "input_model": job.model,
-                "dataset": job.dataset, "max_length": ecfg.max_length,
-                "label_names": ctx.dataset.label_names, "config": cfg.to_json(),
-                **produced.meta}
-        if produced.save is not None:
-            partial.mkdir(parents=True)
-            produced.save(partial)
-            (partial / M.META_FILE).write_text(json.dumps(meta, indent=2, default=str))
-        else:
-            M.save_model(produced.model, produced.tokenizer, partial, meta)
-        del produced.model
-        # Measure what was saved: reload it, so a model that does not reload fails here.
-        ref = M.ModelRef(f"job:{job.id}", str(partial), "job", job.id)
-        model_device = produced.device or device
-        model = M.load_classifier(ref).to(model_device)
+        model, model_device = _save_and_reload(ctx, cfg, ecfg, produced, partial)
         tokenizer = produced.tokenizer
-        accuracy_meaningful = ctx.input_ref.source != "preset"
         size_mb = M.weights_size_mb(partial)
         if _is_classifier_with_same_labels(ctx):
             parent_model = ctx.load_input()
@@ -259,7 +243,6 @@ def _run(job: Job, device: str, partial: Path, out_dir: Path) -> str:
         model_device = device
         model = ctx.load_input()
         tokenizer = ctx.tokenizer
-        accuracy_meaningful = ctx.input_ref.source != "preset"
         size_mb = M.weights_size_mb(ctx.input_ref.path)
 
     metrics, preds = _evaluate(ctx, model, tokenizer, model_device, ecfg, accuracy_meaningful,
@@ -289,26 +272,9 @@ def _run(job: Job, device: str, partial: Path, out_dir: Path) -> str:
     busy = busy_warning(model_device)
     if busy:
         metrics["timing_warning"] = busy
-
     if parent_model is not None:
-        parent_acc = _parent_accuracy(ctx, parent_model, ecfg)
-        parent_size = M.weights_size_mb(ctx.input_ref.path)
         metrics.update(speed_metrics(lat, runtime))
-        slow = {bs: x for bs, x in metrics["speedup_vs_parent"].items() if x < SLOW_SPEEDUP}
-        if slow_note and slow:
-            metrics["why_not_faster"] = f"Not faster here ({ratios(slow)}). {slow_note}"
-        if busy:
-            metrics["speed_summary"] += " " + busy
-            if slow:
-                metrics["why_not_faster"] = (f"Not faster here ({ratios(slow)}). {busy} "
-                                             + (slow_note or ""))
-        if parent_size and size_mb:
-            metrics["size_ratio_vs_parent"] = round(parent_size / size_mb, 3)
-        if parent_acc is not None:
-            metrics["parent_accuracy"] = parent_acc
-            metrics["accuracy_delta_vs_parent"] = round(metrics["accuracy"] - parent_acc, 5)
-            if parent_acc > 0:
-                metrics["accuracy_retained"] = round(metrics["accuracy"] / parent_acc, 5)
+        _compare_with_parent(metrics, ctx, parent_model, ecfg, size_mb, slow_note, busy)
 
     output_model = None
     if produced is not None:
@@ -326,6 +292,59 @@ def _run(job: Job, device: str, partial: Path, out_dir: Path) -> str:
                                 **metrics}, latencies, preds)
     store.finish(job.id, output_model)
     return "done"
+
+
+def _save_and_reload(ctx: JobContext, cfg, ecfg, produced: Produced,
+                     partial: Path) -> tuple[Any, str]:
+    """Save the produced model into `partial` (with lab_meta.json), then load it back:
+    what is measured is what was saved, so a model that does not reload fails the job here.
+    Returns (reloaded model on its device, that device)."""
+    from engine import models as M
+
+    job = ctx.job
+    ctx.progress(0.8, "saving the model", force=True)
+    shutil.rmtree(partial, ignore_errors=True)
+    meta = {"method": job.method, "job_id": job.id, "input_model": job.model,
+            "dataset": job.dataset, "max_length": ecfg.max_length,
+            "label_names": ctx.dataset.label_names, "config": cfg.to_json(), **produced.meta}
+    if produced.save is not None:
+        partial.mkdir(parents=True)
+        produced.save(partial)
+        (partial / M.META_FILE).write_text(json.dumps(meta, indent=2, default=str))
+    else:
+        M.save_model(produced.model, produced.tokenizer, partial, meta)
+    del produced.model
+    ref = M.ModelRef(f"job:{job.id}", str(partial), "job", job.id)
+    model_device = produced.device or ctx.device
+    return M.load_classifier(ref).to(model_device), model_device
+
+
+def _compare_with_parent(metrics: dict[str, Any], ctx: JobContext, parent_model, ecfg,
+                         size_mb: float | None, slow_note: str | None,
+                         busy: str | None) -> None:
+    """Add the parent's accuracy, the accuracy delta/retained, the size ratio, and why the
+    model is not faster when a paired speedup is below SLOW_SPEEDUP (`metrics` already holds
+    the paired speedups)."""
+    from engine import models as M
+    from engine.benchmark import ratios
+
+    slow = {bs: x for bs, x in metrics["speedup_vs_parent"].items() if x < SLOW_SPEEDUP}
+    if slow_note and slow:
+        metrics["why_not_faster"] = f"Not faster here ({ratios(slow)}). {slow_note}"
+    if busy:
+        metrics["speed_summary"] += " " + busy
+        if slow:
+            metrics["why_not_faster"] = (f"Not faster here ({ratios(slow)}). {busy} "
+                                         + (slow_note or ""))
+    parent_size = M.weights_size_mb(ctx.input_ref.path)
+    if parent_size and size_mb:
+        metrics["size_ratio_vs_parent"] = round(parent_size / size_mb, 3)
+    parent_acc = _parent_accuracy(ctx, parent_model, ecfg)
+    if parent_acc is not None:
+        metrics["parent_accuracy"] = parent_acc
+        metrics["accuracy_delta_vs_parent"] = round(metrics["accuracy"] - parent_acc, 5)
+        if parent_acc > 0:
+            metrics["accuracy_retained"] = round(metrics["accuracy"] / parent_acc, 5)
 
 
 def _is_classifier_with_same_labels(ctx: JobContext) -> bool:
