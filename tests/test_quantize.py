@@ -271,7 +271,7 @@ def test_runner_times_a_compiled_model_against_its_parent_both_ways(
     (the real compile is checked above): only the pairing is under test."""
     import engine.benchmark as B
 
-    monkeypatch.setattr(B, "compile_for_timing", lambda model: model)
+    monkeypatch.setattr(B, "compile_for_timing", lambda model, device="cpu": model)
     monkeypatch.setattr("os.getloadavg", lambda: (64.0, 64.0, 64.0))  # a busy machine
     job = run(submit("quantize", model=str(tiny_model_dir), dataset=f"csv:{tiny_csv}",
                      sets=FAST + ["embeddings=false"]))

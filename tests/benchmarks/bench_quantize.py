@@ -102,9 +102,9 @@ def retime(job_id: int, rounds: int) -> None:
     parent = load_classifier(parent_ref).to(device)
     own = load_classifier(own_ref).to(device)
     compiled = job["metrics"].get("runtime") == "compiled"
-    models = {"parent": Timed(compile_for_timing(parent) if compiled else parent, device,
+    models = {"parent": Timed(compile_for_timing(parent, device) if compiled else parent, device,
                               "compiled" if compiled else "eager"),
-              "own": Timed(compile_for_timing(own) if compiled else own, device,
+              "own": Timed(compile_for_timing(own, device) if compiled else own, device,
                            "compiled" if compiled else "eager")}
     texts = load_dataset(job["dataset"]).test.texts[:256]
     seq = job["metrics"].get("seq_len") or 64
