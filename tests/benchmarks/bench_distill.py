@@ -52,22 +52,28 @@ def describe(d: dict) -> None:
     print(f"  paired speedup vs parent (runner, by batch size): {m.get('speedup_vs_parent')}")
 
 
-def paired(models: dict[str, str], tokenizer_from: str) -> None:
-    """Time the models interleaved in this process and print ratios against the teacher."""
+def paired(models: dict[str, str], tokenizer_from: str, compiled: bool = False) -> None:
+    """Time the models interleaved in this process and print ratios against the teacher;
+    `compiled`: every model under torch.compile as the runner compiles int8 models (the
+    teacher too, so the ratio is like with like)."""
     import torch
 
-    from engine.benchmark import Timed, measure
+    from engine.benchmark import Timed, compile_for_timing, measure
     from engine.data import load_dataset
     from engine.models import load_classifier, load_tokenizer, resolve
 
     torch.set_num_threads(settings.threads())
-    timed = {name: Timed(load_classifier(resolve(mid)), "cpu") for name, mid in models.items()}
+    runtime = "compiled" if compiled else "eager"
+    timed = {}
+    for name, mid in models.items():
+        model = load_classifier(resolve(mid))
+        timed[name] = Timed(compile_for_timing(model) if compiled else model, "cpu", runtime)
     tok = load_tokenizer(resolve(tokenizer_from))
     texts = load_dataset("rotten-tomatoes").test.texts[:256]
     lat = measure(timed, tok, texts, [1, 32], 64, warmup=5, runs=30)
     base = {r["batch_size"]: r["p50_ms"] for r in lat["teacher"]}
-    print(f"paired latency, one run, cpu {torch.get_num_threads()} threads, length 64, eager, "
-          f"30 interleaved runs after 5 warm-up:")
+    print(f"paired latency, one run, cpu {torch.get_num_threads()} threads, length 64, "
+          f"{runtime}, 30 interleaved runs after 5 warm-up:")
     for name, rows in lat.items():
         print("  " + f"{name:<14}" + "; ".join(
             f"batch {r['batch_size']:>2}: p50 {r['p50_ms']:7.1f} ms, p95 {r['p95_ms']:7.1f} ms, "
@@ -107,6 +113,8 @@ def main() -> None:
     else:
         print("the quantize method is not in this checkout: no int8 chain figure")
     paired(models, "default")
+    if "student-int8" in models:  # int8 runs compiled in the lab: the chain's figure compiled
+        paired(models, "default", compiled=True)
 
 
 if __name__ == "__main__":
