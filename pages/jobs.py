@@ -21,6 +21,19 @@ def delete(job_id: int) -> None:
         st.session_state["delete_error"] = str(exc)
 
 
+def curves_chart(job) -> None:
+    """Loss (left axis) and accuracies (right axis; the teacher's as a flat reference) by step."""
+    fig = go.Figure()
+    for name, points in job.curves.items():
+        xs, ys = zip(*points) if points else ((), ())
+        fig.add_scatter(x=xs, y=ys, name=name, mode="lines+markers",
+                        yaxis="y2" if "accuracy" in name else "y")
+    fig.update_layout(height=240, margin=dict(l=0, r=0, t=10, b=0),
+                      xaxis_title="step", yaxis_title="loss",
+                      yaxis2=dict(title="accuracy", overlaying="y", side="right"))
+    st.plotly_chart(fig, key=f"curves_{job.id}")
+
+
 @st.fragment(run_every=2)
 def queue() -> None:
     if st.session_state.get("delete_error"):
@@ -55,16 +68,11 @@ def queue() -> None:
             if job.status in ("done", "failed", "cancelled"):
                 action.button("Delete", key=f"delete_{job.id}", on_click=delete, args=(job.id,),
                               help="Remove this run, its results and its model files")
-            if job.status == "running" and job.curves:
-                fig = go.Figure()
-                for name, points in job.curves.items():
-                    xs, ys = zip(*points) if points else ((), ())
-                    fig.add_scatter(x=xs, y=ys, name=name, mode="lines+markers",
-                                    yaxis="y2" if "accuracy" in name else "y")
-                fig.update_layout(height=240, margin=dict(l=0, r=0, t=10, b=0),
-                                  xaxis_title="step", yaxis_title="loss",
-                                  yaxis2=dict(title="accuracy", overlaying="y", side="right"))
-                st.plotly_chart(fig, key=f"curves_{job.id}")
+            if job.curves and job.status == "running":
+                curves_chart(job)
+            elif job.curves:  # finished: the curves stay one click away
+                with st.expander("Training curves"):
+                    curves_chart(job)
 
 
 queue()

@@ -33,6 +33,7 @@ def seed() -> dict[str, int]:
                        [{"role": "self", "batch_size": b, "seq_len": 64, "p50_ms": p,
                          "p95_ms": p * 1.1, "throughput_per_s": b / p * 1000, "device": "cpu"}
                         for b, p in ((1, 12.0), (32, 250.0))], [(0, 1, 1, 0.9)])
+    store.add_curve_points(done, {"train_loss": (5, 0.4), "val_accuracy": (5, 0.85)})
     store.finish(done, output_model=f"job:{done}")
     store.register_model(f"job:{done}", "/nonexistent", "job", job_id=done, alias="default",
                          method="finetune", layers=6, heads=72, params=22_700_000, size_mb=90.9)
@@ -72,6 +73,9 @@ def test_jobs_page_shows_progress_errors_and_cancels() -> None:
     at = app("pages/jobs.py")
     assert any("no classification head" in e.value for e in at.error)
     assert any("step 4/10" in (p.text or "") for p in at.get("progress"))
+    # live curves for the running job; the finished job's curves in an expander
+    assert len(at.get("plotly_chart")) == 2
+    assert [e.label for e in at.expander].count("Training curves") == 1
     at.button(key=f"cancel_{ids['queued']}").click().run()
     assert store.get_job(ids["queued"]).status == "cancelled"
     at.button(key=f"cancel_{ids['running']}").click().run()
