@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 
+from engine.config import LabError
 from storage import settings
 
 
@@ -15,7 +16,8 @@ def setup() -> str:
     torch.set_num_threads(settings.threads())
     want = settings.device()
     if want == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("LAB_DEVICE=cuda but no CUDA GPU is visible; unset LAB_DEVICE")
+        raise LabError("LAB_DEVICE=cuda but no CUDA GPU is visible; unset LAB_DEVICE or set "
+                       "it to cpu")
     return "cuda" if want in ("auto", "cuda") and torch.cuda.is_available() else "cpu"
 
 

@@ -138,3 +138,21 @@ def test_compress_form_bad_list_value(value: str, words: str) -> None:
     assert not at.exception
     assert any(words in w.value for w in at.warning), [w.value for w in at.warning]
     assert at.button(key="launch").disabled
+
+
+def test_lab_device_cuda_without_a_gpu(monkeypatch, tiny_model_dir, capsys) -> None:
+    """The CLI probes the device for quantize's schemes: a wrong LAB_DEVICE is a clear error."""
+    import torch
+
+    from engine import device
+
+    monkeypatch.setenv("LAB_DEVICE", "cuda")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    device.setup.cache_clear()
+    try:
+        code = main(["submit", "quantize", "--model", str(tiny_model_dir)])
+    finally:
+        device.setup.cache_clear()  # later tests set the device up again, as configured
+    err = capsys.readouterr().err
+    assert code == 2 and "LAB_DEVICE=cuda but no CUDA GPU" in err and "Traceback" not in err
+    assert store.list_jobs() == []
