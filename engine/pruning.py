@@ -1,5 +1,6 @@
-"""Pruning surgery on BERT-style encoders: head importance, physical head removal, layer
-dropping, magnitude sparsity, 2:4 masks, and rebuilding a pruned checkpoint from disk.
+"""Pruning surgery on BERT-style encoders: physical head removal, layer dropping, magnitude
+sparsity, 2:4 masks, and rebuilding a pruned checkpoint from disk (which heads to remove is
+scored in engine/head_importance.py).
 
 Head numbers are always those of the ORIGINAL model (`config.num_attention_heads` heads per
 layer); `config.pruned_heads` maps a layer index to the original numbers of its removed heads,
@@ -20,9 +21,6 @@ import torch
 from torch import nn
 
 from engine.config import LabError
-
-Scores = list[list[float | None]]  # [layers][original heads]; None: head already removed
-
 
 # ------------------------------------------------------------------------ structure
 
@@ -162,117 +160,6 @@ def layers_to_drop(n_layers: int, amount: float, strategy: str) -> list[int]:
         return list(range(k))
     alternate = list(range(n_layers - 2, -1, -2))  # L-2, L-4, ...: keeps the top layer
     return sorted(alternate[:k])
-
-
-# ------------------------------------------------------------------------ head importance
-
-
-def _normalise_per_layer(raw: list[torch.Tensor]) -> list[torch.Tensor]:
-    """Divide each layer's scores by their L2 norm (Michel et al. 2019, section 6)."""
-    return [s / s.norm().clamp_min(1e-12) if s.numel() else s for s in raw]
-
-
-def _to_original(model, per_layer: list[torch.Tensor]) -> Scores:
-    """Scores by current position -> a [layers][original heads] grid, None where removed."""
-    cfg = model.config
-    out: Scores = []
-    for layer, scores in enumerate(per_layer):
-        row: list[float | None] = [None] * cfg.num_attention_heads
-        for pos, h in enumerate(kept_heads(cfg, layer)):
-            row[h] = round(float(scores[pos]), 6)
-        out.append(row)
-    return out
-
-
-def head_importance(model, tokenizer, texts: list[str], labels: list[int], method: str,
-                    max_length: int = 64, batch_size: int = 32, seed: int = 0,
-                    device: str = "cpu",
-                    progress: Callable[[float], None] | None = None) -> Scores:
-    """Importance of every head, normalised per layer.
-
-    gradient: Michel et al. 2019: the absolute gradient of the classification loss with
-    respect to a per-head gate (all ones) on each head's output, summed over batches of
-    `texts` and divided by their count. magnitude: the L2 norm of the head's query, key,
-    value rows and output columns. random: uniform, from `seed` (a baseline).
-    """
-    layers = encoder_layers(model)
-    counts = heads_per_layer(model.config)
-    if method == "random":
-        g = torch.Generator().manual_seed(seed)
-        raw = [torch.rand(n, generator=g) for n in counts]
-    elif method == "magnitude":
-        d = head_size(model.config)
-        raw = []
-        for layer, n in zip(layers, counts):
-            sa, dense = layer.attention.self, layer.attention.output.dense
-            sq = sum(getattr(sa, k).weight.detach().float().pow(2).sum(1) for k in
-                     ("query", "key", "value")) + dense.weight.detach().float().pow(2).sum(0)
-            raw.append(sq.view(n, d).sum(1).sqrt().cpu() if n else torch.zeros(0))
-    elif method == "gradient":
-        raw = _gradient_importance(model, layers, counts, tokenizer, texts, labels, max_length,
-                                   batch_size, device, progress)
-    else:
-        raise LabError(f"unknown importance {method!r}; use gradient, magnitude or random")
-    return _to_original(model, _normalise_per_layer(raw))
-
-
-def _gradient_importance(model, layers, counts, tokenizer, texts, labels, max_length,
-                         batch_size, device, progress) -> list[torch.Tensor]:
-    gates = [torch.ones(n, device=device, requires_grad=True) for n in counts]
-
-    def gate_hook(i: int):
-        def hook(module, args, output):
-            n = counts[i]
-            if n == 0:
-                return None
-            out = output[0]  # [B, T, n * d]
-            b, t, _ = out.shape
-            gated = (out.view(b, t, n, -1) * gates[i].view(1, 1, n, 1)).view(b, t, -1)
-            return (gated, *output[1:])
-        return hook
-
-    handles = [layer.attention.self.register_forward_hook(gate_hook(i))
-               for i, layer in enumerate(layers)]
-    # Only the gates need gradients: skipping the weights' gradients halves the backward pass.
-    flags = {n: p.requires_grad for n, p in model.named_parameters()}
-    for p in model.parameters():
-        p.requires_grad_(False)
-    was_training = model.training
-    model.eval()  # no dropout: the same examples give the same scores
-    total = [torch.zeros(n, device=device) for n in counts]
-    try:
-        for start in range(0, len(texts), batch_size):
-            batch = tokenizer(texts[start:start + batch_size], padding=True, truncation=True,
-                              max_length=max_length, return_tensors="pt").to(device)
-            y = torch.tensor(labels[start:start + batch_size], device=device)
-            loss = nn.functional.cross_entropy(model(**batch).logits.float(), y,
-                                               reduction="sum")
-            grads = torch.autograd.grad(loss, [g for g in gates if g.numel()])
-            it = iter(grads)
-            for i, g in enumerate(gates):
-                if g.numel():
-                    total[i] += next(it).abs()
-            if progress:
-                progress(min(1.0, (start + batch_size) / len(texts)))
-    finally:
-        for h in handles:
-            h.remove()
-        for n, p in model.named_parameters():
-            p.requires_grad_(flags[n])
-        model.train(was_training)
-    return [(t / max(1, len(texts))).cpu() for t in total]
-
-
-def lowest_heads(scores: Scores, amount: float) -> dict[int, list[int]]:
-    """The round(amount * remaining heads) lowest-scoring heads, over all layers (ties: the
-    lower layer, then the lower head)."""
-    alive = [(s, layer, h) for layer, row in enumerate(scores) for h, s in enumerate(row)
-             if s is not None]
-    n = round(amount * len(alive))
-    chosen: dict[int, list[int]] = {}
-    for _, layer, h in sorted(alive)[:n]:
-        chosen.setdefault(layer, []).append(h)
-    return {k: sorted(v) for k, v in chosen.items()}
 
 
 # ------------------------------------------------------------------------ weight sparsity

@@ -7,6 +7,7 @@ import copy
 import pytest
 import torch
 
+from engine import head_importance as HI
 from engine import pruning as P
 from engine.config import ConfigError, LabError
 from engine.methods.prune import PruneConfig, parse_heads
@@ -179,20 +180,20 @@ def test_importance_one_value_per_head_and_seeded(tiny_model_dir, tiny_csv) -> N
     model = tiny(tiny_model_dir)
     args = (model, tiny_model_tokenizer(tiny_model_dir), data.train.texts[:16],
             data.train.labels[:16])
-    grad = P.head_importance(*args, "gradient", max_length=32, batch_size=8)
+    grad = HI.head_importance(*args, "gradient", max_length=32, batch_size=8)
     assert len(grad) == 2 and all(len(row) == 4 for row in grad)
-    assert grad == P.head_importance(*args, "gradient", max_length=32, batch_size=8)
+    assert grad == HI.head_importance(*args, "gradient", max_length=32, batch_size=8)
     for row in grad:  # normalised per layer (L2)
         assert sum(v * v for v in row) == pytest.approx(1.0, abs=1e-4)
     assert all(p.requires_grad for p in model.parameters()), "scoring restores the flags"
-    rand = P.head_importance(*args, "random", seed=3)
-    assert rand == P.head_importance(*args, "random", seed=3)
-    assert rand != P.head_importance(*args, "random", seed=4)
+    rand = HI.head_importance(*args, "random", seed=3)
+    assert rand == HI.head_importance(*args, "random", seed=3)
+    assert rand != HI.head_importance(*args, "random", seed=4)
     P.remove_heads(model, {1: [2]})
-    after = P.head_importance(*args, "magnitude")
+    after = HI.head_importance(*args, "magnitude")
     assert after[1][2] is None and all(v is not None for v in after[0])
-    assert P.lowest_heads([[0.5, 0.1], [0.2, None]], 0.67) == {0: [1], 1: [0]}
-    assert P.lowest_heads([[0.5, 0.1], [0.2, None]], 0.1) == {}
+    assert HI.lowest_heads([[0.5, 0.1], [0.2, None]], 0.67) == {0: [1], 1: [0]}
+    assert HI.lowest_heads([[0.5, 0.1], [0.2, None]], 0.1) == {}
 
 
 def tiny_model_tokenizer(tiny_model_dir):

@@ -127,6 +127,7 @@ def apply(cfg: PruneConfig, ctx):
     """Score, remove, recover; the runner then saves, reloads, evaluates and times the result
     against its parent. A score_only job stores the scores and returns no model."""
     from engine import pruning as P
+    from engine.head_importance import lowest_heads
     from engine.runner import Produced
 
     if cfg.kind == "2:4":
@@ -149,7 +150,7 @@ def apply(cfg: PruneConfig, ctx):
             if cfg.score_only:
                 ctx.notes.update(notes)
                 return None
-            chosen = P.lowest_heads(scores, cfg.amount)
+            chosen = lowest_heads(scores, cfg.amount)
         total = sum(P.heads_per_layer(model.config))
         if not chosen:
             raise LabError(f"prune: amount={cfg.amount} of {total} heads rounds to none; raise "
@@ -229,26 +230,18 @@ def _fewer(params_before: int, model) -> str:
 
 def _score(cfg: PruneConfig, model, ctx) -> tuple[Any, dict[str, Any]]:
     """Head importance on a seeded sample of the training split (never the test split)."""
-    import time
-
-    import numpy as np
-
     from engine import pruning as P
+    from engine.head_importance import head_importance, scoring_sample
 
-    train = ctx.dataset.train
-    n = min(cfg.scoring_examples, len(train))
-    pick = np.random.RandomState(cfg.seed).permutation(len(train))[:n]
-    texts = [train.texts[i] for i in pick]
-    labels = [train.labels[i] for i in pick]
+    texts, labels = scoring_sample(ctx.dataset.train, cfg.scoring_examples, cfg.seed)
     ctx.progress(0.02, f"scoring heads by {cfg.importance}", force=True)
-    start = time.perf_counter()
-    scores = P.head_importance(
+    scores, seconds = P.timed(lambda: head_importance(
         model, ctx.tokenizer, texts, labels, cfg.importance, max_length=cfg.max_length,
         batch_size=cfg.batch_size, seed=cfg.seed, device=ctx.device,
-        progress=lambda f: ctx.progress(0.02 + 0.18 * f, f"scoring heads by {cfg.importance}"))
-    seconds = time.perf_counter() - start
+        progress=lambda f: ctx.progress(0.02 + 0.18 * f, f"scoring heads by {cfg.importance}")))
     return scores, {"head_importance": scores, "head_importance_method": cfg.importance,
-                    "head_importance_examples": n if cfg.importance == "gradient" else 0,
+                    "head_importance_examples":
+                        len(texts) if cfg.importance == "gradient" else 0,
                     "head_importance_seconds": round(seconds, 2),
                     "heads_per_layer_before": P.heads_per_layer(model.config)}
 

@@ -55,12 +55,10 @@ def run(sets: list[str], model: str = "default") -> dict:
 
 def scoring_cost() -> None:
     """Gradient scoring (PruneConfig defaults) against one evaluation pass, alternated."""
-    import numpy as np
-
     from engine import device as dev
-    from engine import pruning as P
     from engine.data import load_dataset
     from engine.evaluation import predict
+    from engine.head_importance import head_importance, scoring_sample
     from engine.methods.evaluate import EvaluateConfig
     from engine.methods.prune import PruneConfig
     from engine.models import load_classifier, load_tokenizer, resolve
@@ -70,16 +68,14 @@ def scoring_cost() -> None:
     ref = resolve("default")
     data = load_dataset("rotten-tomatoes")
     model, tok = load_classifier(ref, label_names=data.label_names), load_tokenizer(ref)
-    pick = np.random.RandomState(cfg.seed).permutation(len(data.train))[:cfg.scoring_examples]
-    texts = [data.train.texts[i] for i in pick]
-    labels = [data.train.labels[i] for i in pick]
+    texts, labels = scoring_sample(data.train, cfg.scoring_examples, cfg.seed)
     evals, scores = [], []
     for _ in range(2):
         start = time.perf_counter()
         predict(model, tok, data.test.texts, ecfg.max_length, device, ecfg.eval_batch_size)
         evals.append(time.perf_counter() - start)
         start = time.perf_counter()
-        P.head_importance(model, tok, texts, labels, "gradient", cfg.max_length,
+        head_importance(model, tok, texts, labels, "gradient", cfg.max_length,
                           cfg.batch_size, cfg.seed, device)
         scores.append(time.perf_counter() - start)
     e, s = statistics.median(evals), statistics.median(scores)
