@@ -8,13 +8,14 @@ the Results page can use it; scipy is imported where a test statistic needs it.
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from engine.device import compute_capability
 
 FASTER = 1.1  # a paired speedup below this is "not faster" (latency noise is a few percent)
 SMALLER = 1.05  # a size ratio above this is "smaller"
@@ -313,11 +314,6 @@ LAUNCH_BOUND_MS = 5.0  # a GPU forward this short is mostly kernel launches, not
 _WEIGHT_ONLY = {"int8-weight-only", "int4-weight-only"}
 
 
-def _sm(device: str) -> int | None:
-    found = re.search(r"\(sm(\d+)\)", device)
-    return int(found.group(1)) if found else None
-
-
 def why_not_faster(run: dict[str, Any]) -> list[str]:
     """For a run that got smaller than its parent but not faster (at some batch size), the
     causes the lab can see, in plain words; empty when the run is faster or not smaller."""
@@ -338,7 +334,9 @@ def why_not_faster(run: dict[str, Any]) -> list[str]:
     notes = [m["why_not_faster"]] if m.get("why_not_faster") else _config_causes(
         scheme, kind, sparsity, device, runtime)
     fast = [bs for bs, v in speedups.items() if v >= FASTER]
-    parent_ms = {r["batch_size"]: r["p50_ms"] for r in m.get("parent_latency", [])}
+    # the parent timed under the run's own runtime (a compiled run has eager parent rows too)
+    parent_ms = {r["batch_size"]: r["p50_ms"] for r in m.get("parent_latency", [])
+                 if r.get("runtime", "eager") == runtime}
     launch_bound = [bs for bs in slow if device.startswith("cuda")
                     and parent_ms.get(bs, math.inf) < LAUNCH_BOUND_MS]
     if fast and min(slow) < min(fast):
@@ -367,7 +365,7 @@ def _config_causes(scheme: str | None, kind: str | None, sparsity: float, device
         notes.append("Unstructured sparsity on dense kernels: the pruned weights are zeros kept "
                      "in dense matrices, and a dense matrix multiply spends the same time on a "
                      "zero as on any number. Only a sparse runtime turns those zeros into time.")
-    if kind == "2:4" and not (on_gpu and (_sm(device) or 0) >= 80):
+    if kind == "2:4" and not (on_gpu and (compute_capability(device) or 0) >= 80):
         notes.append(f"2:4 sparsity is accelerated only by the sparse tensor cores of NVIDIA "
                      f"Ampere or newer GPUs; on {device or 'this device'} it runs as a dense "
                      f"matrix with zeros in it.")
@@ -382,7 +380,7 @@ def _config_causes(scheme: str | None, kind: str | None, sparsity: float, device
     if scheme in ("fp16", "bf16") and not on_gpu:
         notes.append(f"{scheme} on a CPU without half-precision matrix units (AVX512-BF16/AMX) "
                      f"is converted back to fp32 for the arithmetic: smaller, not faster.")
-    if scheme == "fp8" and not (on_gpu and (_sm(device) or 0) >= 89):
+    if scheme == "fp8" and not (on_gpu and (compute_capability(device) or 0) >= 89):
         notes.append("fp8 matrix multiplies need an NVIDIA Ada or Hopper GPU (sm89 or newer).")
     if scheme in _INT8_CPU and not on_gpu and runtime == "eager" and not notes:
         notes.append("In eager mode each int8 matrix multiply is wrapped in separate quantize "

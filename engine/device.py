@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import functools
+import re
 
 from engine.config import LabError
 from storage import settings
+
+_SM = re.compile(r"\(sm(\d+)\)")
 
 
 @functools.lru_cache(maxsize=1)
@@ -19,6 +22,13 @@ def setup() -> str:
         raise LabError("LAB_DEVICE=cuda but no CUDA GPU is visible; unset LAB_DEVICE or set "
                        "it to cpu")
     return "cuda" if want in ("auto", "cuda") and torch.cuda.is_available() else "cpu"
+
+
+def compute_capability(description: str) -> int | None:
+    """The GPU generation in a `describe()` text: "cuda:NVIDIA H100 (sm90)" -> 90; None for
+    a CPU or a text without one. Cheap (no torch): pages and submit check schemes with it."""
+    found = _SM.search(description)
+    return int(found.group(1)) if found else None
 
 
 def describe(device: str | None = None) -> str:

@@ -238,20 +238,6 @@ def sparsity(model) -> dict[str, float]:
 # ------------------------------------------------------------------------ 2:4 on the GPU
 
 
-def semi_structured_problem(device: str) -> str | None:
-    """Why PyTorch's 2:4 semi-structured kernels cannot run on `device`, or None."""
-    if not device.startswith("cuda"):
-        return ("2:4 semi-structured sparsity needs an NVIDIA GPU (compute capability 8.0 or "
-                "newer, e.g. A100, H100): the worker runs on the CPU, where PyTorch has no 2:4 "
-                "kernels. Use kind=heads or kind=layers for a real CPU speedup")
-    if "(sm" in device:
-        sm = device.rsplit("(sm", 1)[1].rstrip(")")
-        if sm.isdigit() and int(sm) < 80:
-            return (f"2:4 semi-structured sparsity needs compute capability 8.0 or newer; this "
-                    f"GPU is sm{sm}. Use kind=heads or kind=layers instead")
-    return None
-
-
 def to_semi_structured(model) -> list[str]:
     """Half precision, then every 2:4-masked encoder linear weight as a sparse semi-structured
     tensor (CUDA only). Returns the names of weights left dense (shape not supported)."""
@@ -281,10 +267,12 @@ def encoder_flops_per_token(config, seq_len: int) -> float:
     return total
 
 
-def load(path: Path, meta: dict, eager_attention: bool = False):
-    """Rebuild a pruned checkpoint: build the original architecture from config.json, cut it
-    to the recorded shape (heads per layer, layers), then load the safetensors weights."""
-    from safetensors.torch import load_file
+def skeleton(path: Path, eager_attention: bool = False):
+    """The model that config.json in `path` describes, cut to its recorded shape (heads per
+    layer; dropped layers are already gone from num_hidden_layers), with uninitialised weights
+    on the CPU for a state dict to fill. Non-persistent buffers (position ids) are set as the
+    model would set them. Every lab loader of a saved model starts here, so a model pruned and
+    then quantized reloads with its pruned shape."""
     from transformers import AutoConfig, AutoModelForSequenceClassification
 
     config = AutoConfig.from_pretrained(path, trust_remote_code=False)
@@ -296,21 +284,30 @@ def load(path: Path, meta: dict, eager_attention: bool = False):
             config, attn_implementation=config._attn_implementation)
     model = model.to_empty(device="cpu")
     remove_heads(model, pruned)
-    state = {}
-    for f in sorted(Path(path).glob("*.safetensors")):
-        state.update(load_file(str(f)))
-    missing, unexpected = model.load_state_dict(state, strict=False)
-    # Non-persistent buffers (position ids) are not saved: rebuild them as the model would.
-    real_missing = [k for k in missing if not k.endswith(("position_ids", "token_type_ids"))]
-    if real_missing or unexpected:
-        raise LabError(f"{path}: the pruned checkpoint does not match its config (missing "
-                       f"{real_missing[:3]}, unexpected {unexpected[:3]}); re-run the job")
     emb = model.base_model.embeddings
     with torch.no_grad():
         if hasattr(emb, "position_ids"):
             emb.position_ids.copy_(torch.arange(emb.position_ids.shape[-1]).expand(1, -1))
         if hasattr(emb, "token_type_ids"):
             emb.token_type_ids.zero_()
+    return model
+
+
+def load(path: Path, meta: dict, eager_attention: bool = False):
+    """Rebuild a pruned checkpoint: the skeleton of its recorded shape, then the safetensors
+    weights."""
+    from safetensors.torch import load_file
+
+    model = skeleton(path, eager_attention)
+    state = {}
+    for f in sorted(Path(path).glob("*.safetensors")):
+        state.update(load_file(str(f)))
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    # Non-persistent buffers (position ids) are not saved: skeleton() set them.
+    real_missing = [k for k in missing if not k.endswith(("position_ids", "token_type_ids"))]
+    if real_missing or unexpected:
+        raise LabError(f"{path}: the pruned checkpoint does not match its config (missing "
+                       f"{real_missing[:3]}, unexpected {unexpected[:3]}); re-run the job")
     if meta.get("semi_structured") and torch.cuda.is_available():
         model = model.cuda()
         to_semi_structured(model)

@@ -221,15 +221,15 @@ def load_quantized(path: Path, meta: dict[str, Any], eager_attention: bool = Fal
     tables to wrap again)."""
     import torch
     from safetensors import safe_open
-    from transformers import AutoConfig, AutoModelForSequenceClassification
+
+    from engine.pruning import skeleton
 
     import_torchao()
     from torchao.prototype.safetensors.safetensors_support import unflatten_tensor_state_dict
 
-    config = AutoConfig.from_pretrained(path, trust_remote_code=False)
-    config._attn_implementation = "eager" if eager_attention else "sdpa"
     dtype = getattr(torch, meta.get("dtype", "float32"))
-    model = AutoModelForSequenceClassification.from_config(config).to(dtype).eval()
+    # the saved shape (a pruned parent's heads too), then the integer weights assigned in
+    model = skeleton(path, eager_attention).to(dtype).eval()
     with safe_open(str(Path(path) / WEIGHTS_FILE), framework="pt") as f:
         metadata = f.metadata() or {}
         tensors = {k: f.get_tensor(k) for k in f.keys()}

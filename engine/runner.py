@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from engine.config import LabError
+from engine.config import ConfigError, LabError
 from engine.data import Dataset, DatasetError, load_dataset
 from engine.models import ModelRef
 from storage import jobs as store
@@ -228,6 +228,11 @@ def _run(job: Job, device: str, partial: Path, out_dir: Path) -> str:
     ctx = JobContext(job, device)
     ecfg = evaluate_config_for(job, cfg)
     ctx.dataset  # noqa: B018 (fail early on a bad dataset, before loading any model)
+    # Submit checks this against a live worker when it can; the job checks again here, on the
+    # device it really has (a job queued with no worker alive, or moved to another machine).
+    reason = spec.availability(cfg, describe(device)) if spec.availability else None
+    if reason:
+        raise ConfigError(reason)
 
     produced = spec.apply(cfg, ctx.span(0.0, 0.8)) if spec.config.produces_model else None
     ctx.span(0.0, 1.0)
@@ -265,7 +270,6 @@ def _run(job: Job, device: str, partial: Path, out_dir: Path) -> str:
     # role is self | parent; a parent timed both eager and compiled has rows of both runtimes
     latencies = [{"role": "self" if role == "self" else "parent", **row}
                  for role, rows in lat.items() for row in rows]
-    metrics["latency"] = lat["self"]
     metrics["runtime"] = runtime
     if runtime == "compiled":
         metrics["compile_seconds"] = round(sum(timed["self"].first_call_s.values()), 1)

@@ -25,6 +25,15 @@ def test_pages_never_import_torch() -> None:
         "    at = AppTest.from_file('app.py', default_timeout=60); at.run()\n"
         "    at.switch_page(page); at.run()\n"
         "    assert not at.exception, (page, at.exception)\n"
+        # the Compress form asks a method whether each choice runs on the worker's device
+        "from engine.registry import methods\n"
+        "for spec in methods().values():\n"
+        "    for f in spec.config.fields_info() if spec.availability else []:\n"
+        "        for choice in f.get('choices') or []:\n"
+        "            try: cfg = spec.config.from_values({f['name']: choice})\n"
+        "            except Exception: continue\n"
+        "            for dev in ('cpu (2 threads)', 'cuda:Tesla T4 (sm75)'):\n"
+        "                spec.availability(cfg, dev)\n"
         "heavy = [m for m in ('torch', 'transformers', 'bertviz') if m in sys.modules]\n"
         "assert not heavy, heavy\n"
     )

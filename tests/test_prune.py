@@ -10,7 +10,7 @@ import torch
 from engine import head_importance as HI
 from engine import pruning as P
 from engine.config import ConfigError, LabError
-from engine.methods.prune import PruneConfig, parse_heads
+from engine.methods.prune import PruneConfig, parse_heads, semi_structured_problem
 from engine.models import ModelRef, checkpoint_card, load_classifier, read_meta
 from engine.submit import submit
 from engine.worker import run_claimed
@@ -252,8 +252,8 @@ def test_two_four_is_refused_on_the_cpu(tiny_model_dir, tiny_csv) -> None:
     with pytest.raises(ConfigError, match="needs an NVIDIA GPU"):
         submit("prune", model=str(tiny_model_dir), dataset=f"csv:{tiny_csv}",
                sets=["kind=2:4"], device="cpu (2 threads)")
-    assert "sm75" in P.semi_structured_problem("cuda:Tesla T4 (sm75)")
-    assert P.semi_structured_problem("cuda:NVIDIA H100 (sm90)") is None
+    assert "sm75" in semi_structured_problem("cuda:Tesla T4 (sm75)")
+    assert semi_structured_problem("cuda:NVIDIA H100 (sm90)") is None
     if not torch.cuda.is_available():
         job = run(submit("prune", model=str(tiny_model_dir), dataset=f"csv:{tiny_csv}",
                          sets=["kind=2:4"]))

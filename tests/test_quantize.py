@@ -372,3 +372,21 @@ def test_gpu_scheme_applies_and_reloads(parent, tmp_path, scheme) -> None:
     QZ.save_quantized(q, tok, tmp_path)
     again = Q.load(tmp_path, {"dtype": Q._float_dtype_name(scheme)}).cuda()
     assert torch.allclose(logits(again, cuda_batch), out, atol=1e-3)
+
+
+def test_a_pruned_model_quantizes_and_reloads_with_its_pruned_shape(tiny_model_dir,
+                                                                   tiny_csv) -> None:
+    """prune (heads) -> quantize: the quantized model reloads into the pruned shape."""
+    pruned = run(submit("prune", model=str(tiny_model_dir), dataset=f"csv:{tiny_csv}",
+                        sets=["heads=0:1,0:2", "recovery_steps=0", "max_length=32"]))
+    assert pruned["status"] == "done", pruned["error"]
+    job = run(submit("quantize", from_job=pruned["id"], dataset=f"csv:{tiny_csv}",
+                     sets=FAST + ["runtime=eager"]))
+    assert job["status"] == "done", job["error"]
+    assert job["metrics"]["heads"] == pruned["metrics"]["heads"]
+
+    from engine.models import load_classifier, resolve
+
+    reloaded = load_classifier(resolve(job["output_model"]))
+    query = reloaded.bert.encoder.layer[0].attention.self.query.weight
+    assert type(query).__name__ == "Int8Tensor" and query.shape[0] < query.shape[1]

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from engine.config import ConfigError, LabError, MethodConfig, param
+from engine.device import compute_capability
 from engine.registry import register
 
 HEAD = re.compile(r"^(\d+):(\d+)$")
@@ -106,13 +107,24 @@ class PruneConfig(MethodConfig):
                               "heads or layers, or use score_only=true to score heads")
 
 
+def semi_structured_problem(device: str) -> str | None:
+    """Why PyTorch's 2:4 semi-structured kernels cannot run on `device` (a worker description
+    such as "cpu (2 threads)" or "cuda:... (sm90)"), or None. No torch: the Compress page
+    calls it."""
+    if not device.startswith("cuda"):
+        return ("2:4 semi-structured sparsity needs an NVIDIA GPU (compute capability 8.0 or "
+                "newer, e.g. A100, H100): the worker runs on the CPU, where PyTorch has no 2:4 "
+                "kernels. Use kind=heads or kind=layers for a real CPU speedup")
+    sm = compute_capability(device)
+    if sm is not None and sm < 80:
+        return (f"2:4 semi-structured sparsity needs compute capability 8.0 or newer; this "
+                f"GPU is sm{sm}. Use kind=heads or kind=layers instead")
+    return None
+
+
 def availability(cfg: PruneConfig, device: str) -> str | None:
     """Why this config cannot run on the worker's device ("cpu (2 threads)", "cuda:... (sm90)")."""
-    if cfg.kind != "2:4":
-        return None
-    from engine.pruning import semi_structured_problem
-
-    return semi_structured_problem(device)
+    return semi_structured_problem(device) if cfg.kind == "2:4" else None
 
 
 def load(path, meta: dict, eager_attention: bool = False):
@@ -130,10 +142,6 @@ def apply(cfg: PruneConfig, ctx):
     from engine.head_importance import lowest_heads
     from engine.runner import Produced
 
-    if cfg.kind == "2:4":
-        reason = P.semi_structured_problem(ctx.device)
-        if reason:
-            raise LabError(reason)
     ctx.progress(0.0, "loading the model", force=True)
     model = ctx.load_input()
     seq = cfg.max_length

@@ -14,12 +14,12 @@ calibration, saving and reloading) is in engine/quantization.py.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from engine.config import ConfigError, MethodConfig, param
+from engine.config import MethodConfig, param
+from engine.device import compute_capability
 from engine.quantization import (
     calibrate,
     calibration_texts,
@@ -82,9 +82,6 @@ class QuantizeConfig(MethodConfig):
 
 # ------------------------------------------------------------------------------ availability
 
-_SM = re.compile(r"\(sm(\d+)\)")
-
-
 def availability(cfg: QuantizeConfig, device: str) -> str | None:
     """Why `cfg.scheme` cannot run on `device` (a worker description such as "cpu (2 threads)"
     or "cuda:NVIDIA H100 80GB HBM3 (sm90)"), with a scheme that can; None when it can."""
@@ -106,8 +103,7 @@ def availability(cfg: QuantizeConfig, device: str) -> str | None:
         return (f"{why}; the worker here runs on {device}. Use scheme=int8-dynamic (int8 "
                 f"matmuls on the CPU, about 3x faster; add embeddings=true for a 4x smaller "
                 f"file) or scheme=bf16.")
-    match = _SM.search(device)
-    sm = int(match.group(1)) if match else 0
+    sm = compute_capability(device) or 0
     if s == "fp8" and sm < 89:
         return (f"fp8 needs fp8 tensor cores (sm89 Ada or sm90 Hopper); this GPU is sm{sm} "
                 f"({device}). Use scheme=fp16 or scheme=int8-weight-only.")
@@ -279,9 +275,6 @@ def apply(cfg: QuantizeConfig, ctx):
     from engine.device import describe
     from engine.runner import Produced
 
-    reason = availability(cfg, describe(ctx.device))
-    if reason:
-        raise ConfigError(reason)
     ctx.progress(0.0, "loading the model", force=True)
     model = ctx.load_input()
     ctx.progress(0.1, f"quantizing ({cfg.scheme})", force=True)

@@ -138,7 +138,7 @@ def main() -> None:
           f"({sparse['metrics']['sparsity_all_params']:.4f} of all parameters)")
     print("5. 2:4 semi-structured")
     from engine import device as dev
-    from engine.pruning import semi_structured_problem
+    from engine.methods.prune import semi_structured_problem
 
     reason = semi_structured_problem(dev.describe(dev.setup()))
     if reason:
