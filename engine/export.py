@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import html
 import io
-import json
 import zipfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -31,6 +30,7 @@ from engine.analysis import (
     why_not_faster,
 )
 from engine.config import LabError
+from engine.models import read_meta
 from engine.recipes import recipe_for
 
 GREY = "rgba(150, 150, 150, 0.35)"
@@ -180,8 +180,7 @@ def model_archive(path: str | Path, name: str) -> bytes:
         raise LabError(f"{name}: its files are not on this machine ({path}); run the job again "
                        f"here to get a downloadable model")
     folder = name.replace(":", "-")
-    meta_file = root / "lab_meta.json"
-    meta = json.loads(meta_file.read_text()) if meta_file.is_file() else {}
+    meta = read_meta(root)
     loader = _LOADER_NOTE.format(loader=meta["loader"], folder=folder) if meta.get(
         "loader") else ""
     buffer = io.BytesIO()

@@ -8,6 +8,7 @@ directory, or a hub id (needs network). Weights load from safetensors only; remo
 from __future__ import annotations
 
 import json
+import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -106,6 +107,16 @@ def local_model_dir(model_id: str) -> Path | None:
 SUPPORTED_MODEL_TYPES = ("bert",)  # the methods edit BertModel's modules (heads, layers)
 
 
+def _safetensors_header(f: Path) -> tuple[int, dict[str, Any]]:
+    """(header length in bytes, header) of a safetensors file: tensor name -> dtype, shape,
+    data_offsets, plus "__metadata__". Reads the header only; ValueError when malformed."""
+    with f.open("rb") as fh:
+        n = int.from_bytes(fh.read(8), "little")
+        if n > f.stat().st_size:  # garbage length: don't try to read it
+            raise ValueError("bad header length")
+        return n, json.loads(fh.read(n))
+
+
 def check_checkpoint(folder: Path, model_id: str) -> None:
     """Cheap checks of a model folder, without torch: a readable config of a BERT model and
     safetensors files whose headers parse and whose sizes match (no truncated or corrupt
@@ -123,11 +134,7 @@ def check_checkpoint(folder: Path, model_id: str) -> None:
                        f"pickled .bin/.pt weights); save the model with safe_serialization")
     for f in files:
         try:
-            with f.open("rb") as fh:
-                n = int.from_bytes(fh.read(8), "little")
-                if n > f.stat().st_size:  # garbage length: don't try to read it
-                    raise ValueError("bad header length")
-                header = json.loads(fh.read(n))
+            n, header = _safetensors_header(f)
             end = max((info["data_offsets"][1] for k, info in header.items()
                        if k != "__metadata__"), default=0)
             ok = f.stat().st_size == 8 + n + end
@@ -295,13 +302,6 @@ def _safetensors_params(path: str) -> int | None:
     total = 0
     files = list(Path(path).glob("*.safetensors"))
     for f in files:
-        with f.open("rb") as fh:
-            n = int.from_bytes(fh.read(8), "little")
-            header = json.loads(fh.read(n))
-        for name, info in header.items():
-            if name != "__metadata__":
-                count = 1
-                for dim in info["shape"]:
-                    count *= dim
-                total += count
+        total += sum(math.prod(info["shape"]) for name, info in _safetensors_header(f)[1].items()
+                     if name != "__metadata__")
     return total if files else None

@@ -10,7 +10,6 @@ those of the current model. transformers 5 has no `prune_heads`, hence the slici
 
 from __future__ import annotations
 
-import math
 import time
 import warnings
 from collections.abc import Callable
@@ -318,7 +317,3 @@ def timed(fn: Callable[[], Any]) -> tuple[Any, float]:
     start = time.perf_counter()
     out = fn()
     return out, time.perf_counter() - start
-
-
-def fraction(x: float) -> str:
-    return f"{100 * x:.0f} %" if not math.isnan(x) else "-"

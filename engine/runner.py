@@ -333,13 +333,11 @@ def _compare_with_parent(metrics: dict[str, Any], ctx: JobContext, parent_model,
     from engine.benchmark import ratios
 
     slow = {bs: x for bs, x in metrics["speedup_vs_parent"].items() if x < SLOW_SPEEDUP}
-    if slow_note and slow:
-        metrics["why_not_faster"] = f"Not faster here ({ratios(slow)}). {slow_note}"
+    if slow and (slow_note or busy):
+        metrics["why_not_faster"] = " ".join(
+            filter(None, [f"Not faster here ({ratios(slow)}).", busy, slow_note]))
     if busy:
         metrics["speed_summary"] += " " + busy
-        if slow:
-            metrics["why_not_faster"] = (f"Not faster here ({ratios(slow)}). {busy} "
-                                         + (slow_note or ""))
     parent_size = M.weights_size_mb(ctx.input_ref.path)
     if parent_size and size_mb:
         metrics["size_ratio_vs_parent"] = round(parent_size / size_mb, 3)

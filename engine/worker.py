@@ -51,9 +51,7 @@ class Heartbeat:
                     store.report_progress(self.job_id)
                 if self.worker_id is not None:
                     store.worker_heartbeat(self.worker_id)
-                    # A busy worker still reaps jobs of dead workers (see reap).
-                    store.reap_stale(store.utcnow(), settings.heartbeat_timeout_s(),
-                                     settings.max_attempts())
+                    reap()  # a busy worker still reaps jobs of dead workers
             except Exception:
                 log.warning("heartbeat failed", exc_info=True)
 
@@ -103,7 +101,8 @@ def worker_loop(once: bool = False, poll_s: float = 1.0, max_jobs: int | None = 
                     time.sleep(poll_s)
                     continue
                 log.info("worker %s: job %s (%s) started", worker_id, job.id, job.method)
-                status = run_claimed(job.id, worker_id)
+                # the loop's own heartbeat thread keeps the worker (and reaping) alive
+                status = run_claimed(job.id)
                 log.info("worker %s: job %s %s", worker_id, job.id, status)
                 ran += 1
                 if max_jobs is not None and ran >= max_jobs:

@@ -7,7 +7,7 @@ from engine.registry import methods
 from engine.submit import build_config, submit
 from engine.worker import job_device
 from pages.forms import config_form
-from pages.ui import DATASETS, runs_frame, show_error
+from pages.ui import DATASETS, show_error
 from storage import jobs as store
 
 st.title("Compress")
@@ -55,7 +55,6 @@ for job in jobs:
     with st.container(border=True):
         st.markdown(f"**Job {job.id}**: `{job.output_model}` from `{job.model}` · "
                     + ", ".join(f"{k}={v}" for k, v in job.config.get("data", {}).items()))
-        frame = runs_frame([job], batch_size=32)
         c1, c2, c3, c4 = st.columns(4)
         c1.metric("Accuracy", f"{m.get('accuracy', 0):.1%}",
                   delta=f"{100 * m['accuracy_delta_vs_parent']:+.1f} pts"

@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
-import pandas as pd
 import streamlit as st
 
 from engine.config import LabError
-from storage import jobs as store
 from storage import settings
 from storage.models import utcnow
 
@@ -53,33 +50,6 @@ def eta(job) -> float | None:
     if job.status != "running" or not spent or job.progress < 0.02:
         return None
     return spent * (1 - job.progress) / job.progress
-
-
-def runs_frame(jobs: list, batch_size: int | None = None) -> pd.DataFrame:
-    """One row per finished job with metrics: the Results table (and the chart's data)."""
-    rows: list[dict[str, Any]] = []
-    for job in jobs:
-        d = store.job_as_dict(job)
-        m = d["metrics"]
-        if not m:
-            continue
-        lat = {r["batch_size"]: r for r in m.get("latency", [])}
-        chosen = lat.get(batch_size) if batch_size else next(iter(lat.values()), None)
-        rows.append({
-            "job": d["id"], "method": d["method"], "model": d["output_model"] or d["model"],
-            "input": d["model"], "dataset": d["dataset"],
-            "accuracy": m.get("accuracy") if m.get("accuracy_meaningful", True) else None,
-            "macro_f1": m.get("macro_f1"), "size_mb": m.get("size_mb"), "params": m.get("params"),
-            "layers": m.get("layers"), "heads": m.get("heads"), "device": m.get("device"),
-            "batch_size": chosen["batch_size"] if chosen else None,
-            "p50_ms": chosen["p50_ms"] if chosen else None,
-            "p95_ms": chosen["p95_ms"] if chosen else None,
-            "throughput_per_s": chosen["throughput_per_s"] if chosen else None,
-            "speedup_vs_parent": (m.get("speedup_vs_parent") or {}).get(str(batch_size)),
-            "accuracy_delta_vs_parent": m.get("accuracy_delta_vs_parent"),
-            "config": ", ".join(f"{k}={v}" for k, v in d["config"].get("data", {}).items()),
-        })
-    return pd.DataFrame(rows)
 
 
 def show_error(exc: Exception) -> None:

@@ -357,7 +357,8 @@ def dependents(job_id: int) -> list[int]:
 
 def delete_job(job_id: int) -> list[str]:
     """Delete a finished job, its metrics, latencies, predictions and model row; return the
-    artifact folders the caller must remove (files are not rows: see engine.cleanup).
+    artifact folders the caller must remove (files are not rows: engine.submit.delete_run
+    removes them).
 
     Refuses a queued or running job (cancel it first) and a job whose output other jobs use
     (delete those first), so no row is left pointing at nothing."""
@@ -367,7 +368,7 @@ def delete_job(job_id: int) -> list[str]:
             raise JobNotFound(f"no job {job_id}")
         if job.status not in FINISHED:
             raise ValueError(f"job {job_id} is {job.status}; cancel it before deleting it")
-        children = list(s.scalars(select(Job.id).where(Job.parent_id == job_id)))
+        children = dependents(job_id)
         if children:
             raise ValueError(f"job {job_id}'s model is the input of job(s) "
                              f"{', '.join(map(str, children))}; delete those first")

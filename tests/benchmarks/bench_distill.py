@@ -108,8 +108,10 @@ def main() -> None:
         models["student-int8"] = quant["output_model"]
         t_acc = student["metrics"]["parent_accuracy"]
         q_acc = quant["metrics"]["accuracy"]
+        t_size = student["metrics"]["size_mb"] * student["metrics"]["size_ratio_vs_parent"]
         print(f"chain teacher -> 3-layer student -> int8: test accuracy {q_acc:.4f} vs "
-              f"teacher {t_acc:.4f} (retained {q_acc / t_acc:.2%})")
+              f"teacher {t_acc:.4f} (retained {q_acc / t_acc:.2%}); "
+              f"{t_size / quant['metrics']['size_mb']:.2f}x smaller than the teacher")
     else:
         print("the quantize method is not in this checkout: no int8 chain figure")
     paired(models, "default")

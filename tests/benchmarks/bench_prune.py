@@ -24,7 +24,6 @@ import time
 
 from engine.cli import wait_for
 from engine.submit import submit
-from engine.worker import run_claimed
 from storage import jobs as store
 from storage import settings
 
@@ -34,9 +33,7 @@ BATCHES = [1, 32]
 def run(sets: list[str], model: str = "default") -> dict:
     start = time.time()
     job_id = submit("prune", model=model, sets=sets)
-    if store.claim(None, job_id=job_id) is not None:
-        run_claimed(job_id)
-    d = store.job_as_dict(wait_for(job_id))
+    d = store.job_as_dict(wait_for(job_id))  # runs it here when no worker is alive
     if d["status"] != "done":
         raise SystemExit(f"prune job {job_id} {d['status']}: {d['error']}")
     m = d["metrics"]
@@ -67,7 +64,8 @@ def scoring_cost() -> None:
     cfg, ecfg = PruneConfig(), EvaluateConfig()
     ref = resolve("default")
     data = load_dataset("rotten-tomatoes")
-    model, tok = load_classifier(ref, label_names=data.label_names), load_tokenizer(ref)
+    model = load_classifier(ref, label_names=data.label_names).to(device)
+    tok = load_tokenizer(ref)
     texts, labels = scoring_sample(data.train, cfg.scoring_examples, cfg.seed)
     evals, scores = [], []
     for _ in range(2):
@@ -95,8 +93,8 @@ def against_teacher(d: dict) -> None:
     device = dev.setup()
     data = load_dataset("rotten-tomatoes")
     teacher_ref = resolve("default")
-    models = {"teacher": Timed(load_classifier(teacher_ref), device),
-              "pruned": Timed(load_classifier(resolve(d["output_model"])), device)}
+    models = {"teacher": Timed(load_classifier(teacher_ref).to(device), device),
+              "pruned": Timed(load_classifier(resolve(d["output_model"])).to(device), device)}
     lat = measure(models, load_tokenizer(teacher_ref), data.test.texts[:256], BATCHES, 64,
                   warmup=3, runs=20)
     ratio = speedups(lat["pruned"], lat["teacher"])
@@ -104,9 +102,11 @@ def against_teacher(d: dict) -> None:
     teacher = store.latest_metrics_for(f"job:{teacher_ref.job_id}", "rotten-tomatoes")
     t_acc = teacher.metrics.accuracy
     acc = d["metrics"]["accuracy"]
+    smaller = teacher.metrics.size_mb / d["metrics"]["size_mb"]
     print(f"    against the teacher (interleaved now, 64 tokens): batch 1 {ratio['1']:.2f}x, "
           f"batch 32 {ratio['32']:.2f}x; accuracy {acc:.4f} vs {t_acc:.4f} "
-          f"({100 * (acc - t_acc):+.2f} pts); load average {load:.1f} on {os.cpu_count()} cores")
+          f"({100 * (acc - t_acc):+.2f} pts); {smaller:.2f}x smaller; load average {load:.1f} "
+          f"on {os.cpu_count()} cores")
     for role in ("teacher", "pruned"):
         row = {r["batch_size"]: r for r in lat[role]}
         print(f"      {role}: " + ", ".join(f"batch {b} p50 {row[b]['p50_ms']:.1f} ms"
