@@ -134,10 +134,17 @@ def remove_heads(model, remove: dict[int, list[int]]) -> int:
 
 
 def drop_layers(model, drop: list[int]) -> list[int]:
-    """Remove whole encoder layers (current indices); returns the kept indices."""
+    """Remove whole encoder layers (current indices); returns the kept current indices.
+
+    The config records what the ORIGINAL model was, so the numbering survives saving and
+    later jobs (quantize, another drop): `kept_layers` (original numbers of the layers left)
+    and `original_layers` (how many the unpruned model had)."""
     cfg, layers = model.config, encoder_layers(model)
     keep = [i for i in range(len(layers)) if i not in set(drop)]
     assert keep, "at least one layer must stay"
+    original = list(getattr(cfg, "kept_layers", None) or range(len(layers)))
+    cfg.kept_layers = [int(original[i]) for i in keep]
+    cfg.original_layers = int(getattr(cfg, "original_layers", None) or len(layers))
     model.base_model.encoder.layer = nn.ModuleList([layers[i] for i in keep])
     for new, layer in enumerate(model.base_model.encoder.layer):
         for module in layer.modules():  # the KV-cache index, unused by encoders but kept right

@@ -38,36 +38,14 @@ def load_tiny(path: Path, eager: bool = True):
 
 
 def prune(model, remove: dict[int, list[int]], drop: list[int] = ()):
-    """Remove heads (layer -> original heads) by slicing q/k/v rows and output-projection
-    columns, then drop layers, recording both as engine/pruning.py does."""
-    import torch
-    from torch import nn
+    """A copy with heads removed (layer -> original heads), then layers dropped, by the
+    prune method's own surgery; returns (model, kept layer numbers)."""
+    from engine import pruning as P
 
     model = copy.deepcopy(model)
-    cfg = model.config
-    d = cfg.hidden_size // cfg.num_attention_heads
-    for layer, gone in remove.items():
-        att = model.bert.encoder.layer[layer].attention
-        keep = [h for h in range(cfg.num_attention_heads) if h not in gone]
-        idx = torch.tensor([h * d + j for h in keep for j in range(d)])
-        for name in ("query", "key", "value"):
-            old = getattr(att.self, name)
-            new = nn.Linear(old.in_features, len(idx))
-            new.weight.data, new.bias.data = old.weight.data[idx], old.bias.data[idx]
-            setattr(att.self, name, new)
-        old = att.output.dense
-        new = nn.Linear(len(idx), old.out_features)
-        new.weight.data, new.bias.data = old.weight.data[:, idx], old.bias.data.clone()
-        att.output.dense = new
-    cfg.pruned_heads = dict(remove)
-    keep_layers = [i for i in range(cfg.num_hidden_layers) if i not in drop]
-    if drop:
-        model.bert.encoder.layer = nn.ModuleList(model.bert.encoder.layer[i]
-                                                 for i in keep_layers)
-        cfg.pruned_heads = {new: remove[old] for new, old in enumerate(keep_layers)
-                            if old in remove}
-        cfg.num_hidden_layers = len(keep_layers)
-    return model.eval(), keep_layers
+    P.remove_heads(model, remove)
+    kept = P.drop_layers(model, list(drop)) if drop else list(range(model.config.num_hidden_layers))
+    return model.eval(), kept
 
 
 def seed_model(name: str, path: Path, dataset: str | None = None, job_id: int | None = None,
@@ -117,6 +95,19 @@ def test_dropped_layers_keep_their_original_numbers(tiny_model_dir) -> None:
     np.testing.assert_allclose(att.maps[1, [0, 1, 3]].sum(-1), 1.0, atol=1e-5)
     html = A.views_html(att, "head")
     assert "whole layer" in html and "removed layers are left out" in html
+
+
+def test_a_dropped_top_layer_shows_as_removed_after_saving(tiny_model_dir, tmp_path) -> None:
+    """The layer numbering travels in config.json: no job row or note needed."""
+    from engine import pruning as P
+
+    model, tok = load_tiny(tiny_model_dir)
+    pruned, _ = prune(model, {}, drop=[1])
+    pruned.save_pretrained(tmp_path)
+    loaded = A.prepare(P.load(tmp_path, {}, eager_attention=True), tok, "pruned")
+    att = A.extract(loaded, SENTENCE)
+    assert att.maps.shape[:2] == (2, 4)
+    assert att.removed() == {1: [0, 1, 2, 3]}
 
 
 def test_difference_of_a_model_with_itself_is_zero(tiny_model_dir) -> None:

@@ -98,7 +98,8 @@ def _load(ref) -> Loaded:
     row = store.find_model(ref.id) if ref.source == "job" else None
     info = (row.info or {}) if row is not None else {}
     notes: dict[str, Any] = {}
-    if ref.job_id is not None:  # a layer-dropping prune job records kept_layers in its notes
+    # Models pruned before drop_layers wrote kept_layers into config.json: their job's notes
+    if ref.job_id is not None and not getattr(model.config, "kept_layers", None):
         try:
             metrics = store.job_as_dict(store.get_job(ref.job_id))["metrics"]
             notes = {k: metrics[k] for k in ("kept_layers", "dropped_layers") if metrics.get(k)}
@@ -120,7 +121,8 @@ def prepare(model, tokenizer, model_id: str, meta: dict[str, Any] | None = None,
     kept_heads = [[h for h in range(total_heads) if h not in pruned.get(i, set())]
                   for i in range(present)]
     layers = max([max(layer_index) + 1 if layer_index else 0,
-                  int(meta.get("original_layers") or 0), present])
+                  int(getattr(cfg, "original_layers", None) or meta.get("original_layers") or 0),
+                  present])
     labels = [str(cfg.id2label[i]) if cfg.id2label and i in cfg.id2label else str(i)
               for i in range(cfg.num_labels)]
     positions = getattr(cfg, "max_position_embeddings", None) or 512
