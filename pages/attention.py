@@ -54,6 +54,20 @@ label = {n: (f"{rows[n].alias} ({n})" if rows[n].alias else n)
          + (f", {rows[n].method}" if rows[n].method else "") for n in names}
 
 
+@st.cache_resource(max_entries=32, show_spinner=False)
+def attention_of(model_id: str, path: str, sentence: str, max_tokens: int) -> A.SentenceAttention:
+    """One forward pass per (model files, sentence, limit): the page reruns on every widget
+    change (view, ablation form, second model) without reading the sentence again. `path`
+    is in the key so a deleted and rebuilt job id is not served stale maps."""
+    return A.sentence_attention(model_id, sentence, max_tokens)
+
+
+@st.cache_resource(max_entries=32, show_spinner=False)
+def view_of(model_id: str, path: str, sentence: str, max_tokens: int, view: str) -> str:
+    """bertviz's HTML for the cached maps (built once per view)."""
+    return A.views_html(attention_of(model_id, path, sentence, max_tokens), view)
+
+
 def stored(model_id: str | None) -> str | None:
     """The stored model row's name for an id or alias (`default` -> `job:1`), if stored."""
     row = store.find_model(model_id) if model_id else None
@@ -126,8 +140,9 @@ for col, mid in zip(st.columns(len(chosen)), chosen):
         st.subheader(label.get(mid, mid))
         try:
             with st.spinner("Reading the sentence (the first time, loading the model)…"):
-                att = A.sentence_attention(mid, sentence, max_tokens)
-                doc = A.views_html(att, view)
+                path = rows[mid].path if mid in rows else mid
+                att = attention_of(mid, path, sentence, int(max_tokens))
+                doc = view_of(mid, path, sentence, int(max_tokens), view)
         except Exception as exc:  # noqa: BLE001 (shown to the user, never raised)
             show_error(exc)
             continue

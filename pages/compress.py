@@ -47,7 +47,7 @@ if st.button(f"Launch {method}", type="primary", key="launch", disabled=bool(pro
         show_error(exc)
 
 st.subheader(f"Recent {method} runs")
-jobs = [j for j in store.list_jobs(limit=200, statuses=("done",)) if j.method == method][:10]
+jobs = store.list_jobs(limit=10, statuses=("done",), method=method)
 if not jobs:
     st.info(f"No {method} run has finished yet.")
 for job in jobs:

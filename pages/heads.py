@@ -28,9 +28,7 @@ with st.expander("Score a model's heads", expanded=False):
         except Exception as exc:  # noqa: BLE001
             show_error(exc)
 
-scored = {j.id: store.job_as_dict(j) for j in store.list_jobs(limit=200, statuses=("done",))
-          if j.method == "prune"}
-scored = {i: d for i, d in scored.items() if d["metrics"].get("head_importance")}
+scored = {d["id"]: d for d in store.head_score_jobs(limit=200)}
 if not scored:
     st.info("No head scores yet: score a model above, or run a prune job with kind=heads.")
     st.stop()

@@ -57,13 +57,16 @@ def get_job(job_id: int) -> Job:
         return job
 
 
-def list_jobs(limit: int | None = None, statuses: tuple[str, ...] | None = None) -> list[Job]:
+def list_jobs(limit: int | None = None, statuses: tuple[str, ...] | None = None,
+              method: str | None = None) -> list[Job]:
     """Newest first, with metrics and latencies loaded."""
     with session_scope() as s:
         q = (select(Job).options(selectinload(Job.metrics), selectinload(Job.latencies))
              .order_by(Job.id.desc()))
         if statuses:
             q = q.where(Job.status.in_(statuses))
+        if method:
+            q = q.where(Job.method == method)
         if limit:
             q = q.limit(limit)
         return list(s.scalars(q))
@@ -72,6 +75,13 @@ def list_jobs(limit: int | None = None, statuses: tuple[str, ...] | None = None)
 def count_jobs() -> dict[str, int]:
     with session_scope() as s:
         return dict(s.execute(select(Job.status, func.count()).group_by(Job.status)).all())
+
+
+def head_score_jobs(limit: int | None = None) -> list[dict[str, Any]]:
+    """Done prune jobs that stored head importance scores (`metrics["head_importance"]`),
+    newest first, as `job_as_dict` dicts: what the Heads and Attention pages read."""
+    done = [job_as_dict(j) for j in list_jobs(limit=limit, statuses=(DONE,), method="prune")]
+    return [d for d in done if d["metrics"].get("head_importance")]
 
 
 def pending_alias_job(alias: str) -> int | None:

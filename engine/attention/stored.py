@@ -33,10 +33,8 @@ def head_importance(model_ids: list[str]) -> tuple[int, str, np.ndarray] | None:
     from storage import jobs as store
 
     names = set().union(*(_names(m) for m in model_ids if m)) if model_ids else set()
-    for job in store.list_jobs(statuses=("done",)):
-        if job.method != "prune" or not ({job.model, job.output_model} & names):
-            continue
-        scores = store.job_as_dict(job)["metrics"].get("head_importance")
-        if scores:
-            return job.id, job.model, np.asarray(scores, dtype=np.float64)
+    for d in store.head_score_jobs():
+        if {d["model"], d["output_model"]} & names:
+            return d["id"], d["model"], np.asarray(d["metrics"]["head_importance"],
+                                                   dtype=np.float64)
     return None
