@@ -236,6 +236,13 @@ def _run(job: Job, device: str, partial: Path, out_dir: Path) -> str:
 
     produced = spec.apply(cfg, ctx.span(0.0, 0.8)) if spec.config.produces_model else None
     ctx.span(0.0, 1.0)
+    if spec.config.produces_model and produced is None:
+        # the method chose to make no model (prune score_only): its notes are the whole
+        # result; evaluating and timing the unchanged input again would only repeat its runs
+        store.save_results(job.id, {"model": job.model, "dataset": job.dataset, **ctx.notes},
+                           [], [])
+        store.finish(job.id, None)
+        return "done"
     accuracy_meaningful = ctx.input_ref.source != "preset"  # random presets: latency only
     parent_model = None
     if produced is not None:

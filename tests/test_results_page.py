@@ -116,6 +116,20 @@ def test_one_run() -> None:
     assert at.get("plotly_chart")
 
 
+def test_a_score_only_run_is_not_a_point(tiny_csv) -> None:
+    """A prune score_only job stores scores and no model, accuracy or latency: the page skips
+    it instead of plotting an empty run."""
+    seed_runs(1)
+    job = store.enqueue("prune", {"data": {"score_only": True}}, "job:1", "rotten-tomatoes",
+                        parent_id=1)
+    store.save_results(job, {"model": "job:1", "dataset": "rotten-tomatoes", "layers": 6,
+                             "heads": 72, "head_importance": [[0.1] * 12] * 6}, [], [])
+    store.finish(job, None)
+    at = results()
+    assert job not in set(table_with(at, "job")["job"])
+    assert at.get("plotly_chart")
+
+
 def test_many_runs_filters_and_run_details(tiny_csv) -> None:
     ids = seed_runs(12, dataset=f"csv:{tiny_csv}", n_examples=16)
     at = results()

@@ -155,8 +155,10 @@ def apply(cfg: PruneConfig, ctx):
         if not chosen or cfg.score_only:
             scores, info = _score(cfg, model, ctx)
             notes.update(info)
-            if cfg.score_only:
-                ctx.notes.update(notes)
+            if cfg.score_only:  # the scores and the scored model's shape are the result
+                from engine.models import facts
+
+                ctx.notes.update(notes, **facts(model))
                 return None
             chosen = lowest_heads(scores, cfg.amount)
         total = sum(P.heads_per_layer(model.config))
