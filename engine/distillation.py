@@ -181,6 +181,17 @@ def _load_checkpoint_student(model_id: str, eager_attention: bool, label_names, 
 # --------------------------------------------------------------------------- the loss
 
 
+def soft_target_loss(student_logits, teacher_logits, temperature: float):
+    """Hinton et al. 2015: KL(teacher || student) of the temperature-softened distributions,
+    times T^2 (keeps its gradients on the scale of the cross-entropy's). Logits [B, C]."""
+    import torch.nn.functional as F
+
+    T = temperature
+    return F.kl_div(F.log_softmax(student_logits.float() / T, -1),
+                    F.log_softmax(teacher_logits.float() / T, -1),
+                    reduction="batchmean", log_target=True) * T * T
+
+
 def make_loss(cfg: DistillConfig, teacher, student, layer_map: list[int], n_train: int,
               device: str):
     """The distillation loss as a `loss_fn(student, batch, labels, idx) -> scalar` for
@@ -223,8 +234,7 @@ def make_loss(cfg: DistillConfig, teacher, student, layer_map: list[int], n_trai
         t_logits, t_out = teacher_forward(batch, idx)
         out = model(**batch, output_hidden_states=use_hidden, output_attentions=use_attn)
         s_logits = out.logits.float()
-        kd = F.kl_div(F.log_softmax(s_logits / T, -1), F.log_softmax(t_logits / T, -1),
-                      reduction="batchmean", log_target=True) * T * T
+        kd = soft_target_loss(s_logits, t_logits, T)
         ce = F.cross_entropy(s_logits, labels)
         loss = alpha * kd + (1 - alpha) * ce
         values = {"kd": kd.detach(), "ce": ce.detach()}

@@ -263,6 +263,7 @@ def _recover(cfg: PruneConfig, model, ctx, masks) -> dict[str, Any]:
     import torch.nn.functional as F
 
     from engine import pruning as P
+    from engine.distillation import soft_target_loss
     from engine.training import TrainSettings, train_classifier
 
     ctx.progress(0.2, "recovery: loading the unpruned parent", force=True)
@@ -274,9 +275,7 @@ def _recover(cfg: PruneConfig, model, ctx, masks) -> dict[str, Any]:
         ce = F.cross_entropy(logits, labels)
         with torch.no_grad():
             target = parent(**batch).logits
-        kd = F.kl_div(F.log_softmax(logits / t, -1), F.softmax(target / t, -1),
-                      reduction="batchmean") * t * t
-        return (1 - w) * ce + w * kd
+        return (1 - w) * ce + w * soft_target_loss(logits, target, t)
 
     settings = TrainSettings(lr=cfg.lr, max_steps=cfg.recovery_steps, batch_size=cfg.batch_size,
                              max_length=cfg.max_length, seed=cfg.seed, eval_every=cfg.eval_every)
