@@ -119,15 +119,21 @@ def max_attempts() -> int:
 def model_dirs() -> list[Path]:
     """Folders a local model path must lie in (resolved, so links cannot escape them); the
     lab's own artifacts folder is always allowed."""
-    raw = _get("LAB_MODEL_DIRS")
-    entries = raw.split(os.pathsep) if raw else [str(lab_home() / "models"), "~/models"]
-    dirs = [Path(os.path.expandvars(e)).expanduser().resolve() for e in entries if e.strip()]
+    raw = _get("LAB_MODEL_DIRS") or _DEFAULTS["LAB_MODEL_DIRS"].replace(
+        "$LAB_HOME", str(lab_home()))  # the declared default names the resolved LAB_HOME
+    dirs = [Path(os.path.expandvars(e)).expanduser().resolve()
+            for e in raw.split(os.pathsep) if e.strip()]
     return dirs + [artifacts_dir().resolve()]
 
 
+def _flag(name: str) -> bool:
+    """An on/off setting: 0, false or no turn it off; unset takes the declared default."""
+    return (_get(name) or _DEFAULTS[name]).lower() not in ("0", "false", "no")
+
+
 def build_teacher() -> bool:
-    return (_get("LAB_BUILD_TEACHER") or "1") not in ("0", "false", "no")
+    return _flag("LAB_BUILD_TEACHER")
 
 
 def worker_autostart() -> bool:
-    return (_get("LAB_WORKER_AUTOSTART") or "1") not in ("0", "false", "no")
+    return _flag("LAB_WORKER_AUTOSTART")
