@@ -21,7 +21,7 @@ import threading
 import time
 from typing import Any
 
-from engine.config import LabError
+from engine.toolkit.config import LabError
 from storage import jobs as store
 from storage.models import DONE, FINISHED, QUEUED, RUNNING
 
@@ -29,7 +29,7 @@ EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 
 
 def _parser() -> argparse.ArgumentParser:
-    from engine.registry import methods
+    from engine.methods.registry import methods
 
     p = argparse.ArgumentParser(prog="python -m engine",
                                 description="Compression Lab engine: jobs from the command line.")
@@ -118,7 +118,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         worker_loop(once=args.once, max_jobs=args.max_jobs)
         return EXIT_OK
     if args.command == "submit":
-        from engine.registry import get_method
+        from engine.methods.registry import get_method
         from engine.submit import submit
         from engine.worker import job_device
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from engine.config import ConfigError, LabError
+from engine.toolkit.config import ConfigError, LabError
 
 
 def load_recipe(path: str | Path) -> dict[str, Any]:
@@ -41,7 +41,7 @@ def load_recipe(path: str | Path) -> dict[str, Any]:
 
 def submit_recipe(path: str | Path) -> list[int]:
     """Validate every step first (nothing is queued if one is bad), then queue the chain."""
-    from engine.registry import get_method
+    from engine.methods.registry import get_method
     from engine.submit import build_config, submit
     from engine.worker import job_device
 

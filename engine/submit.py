@@ -9,9 +9,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from engine.config import ConfigError, LabError, MethodConfig
-from engine.data import DatasetError, load_dataset
-from engine.registry import get_method
+from engine.methods.registry import get_method
+from engine.toolkit.config import ConfigError, LabError, MethodConfig
+from engine.toolkit.data import DatasetError, load_dataset
 from storage import jobs as store
 from storage.models import CANCELLED, FAILED
 
@@ -59,7 +59,7 @@ def _input_job(model: str) -> int | None:
 
 def check_model_id(model: str) -> None:
     """Refuse ids that can never work, without loading anything."""
-    from engine.models import HUB_ID, PRESETS, local_model_dir
+    from engine.toolkit.checkpoints import HUB_ID, PRESETS, local_model_dir
 
     if model in (DEFAULT_ALIAS, "minilm-l6") or model.startswith("job:"):
         return

@@ -78,7 +78,7 @@ def worker_loop(once: bool = False, poll_s: float = 1.0, max_jobs: int | None = 
 
     `max_jobs` recycles the worker after that many jobs (a fresh process frees leaked GPU
     memory). Returns the number of jobs run."""
-    from engine import device as dev
+    from engine.toolkit import device as dev
 
     device = dev.setup()
     worker_id = store.register_worker(device=dev.describe(device), now=clock())
@@ -129,7 +129,7 @@ def job_device(probe: bool = False) -> str | None:
         return workers[0].device
     if not probe:
         return None
-    from engine import device as dev
+    from engine.toolkit import device as dev
 
     return dev.describe()
 

@@ -11,7 +11,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from engine import attention as A
-from engine.data import load_dataset
+from engine.toolkit.data import load_dataset
 from pages.ui import show_error
 from storage import jobs as store
 

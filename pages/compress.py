@@ -2,9 +2,9 @@
 
 import streamlit as st
 
-from engine.config import LabError
-from engine.registry import methods
+from engine.methods.registry import methods
 from engine.submit import build_config, submit
+from engine.toolkit.config import LabError
 from engine.worker import job_device
 from pages.forms import config_form
 from pages.ui import DATASETS, show_error

@@ -3,8 +3,8 @@
 import plotly.graph_objects as go
 import streamlit as st
 
-from engine.config import LabError
 from engine.submit import delete_run
+from engine.toolkit.config import LabError
 from pages.ui import elapsed, eta, fmt_seconds, show_error
 from storage import jobs as store
 

@@ -4,9 +4,9 @@ import hashlib
 
 import streamlit as st
 
-from engine.data import load_dataset
-from engine.models import PRESETS, checkpoint_card
 from engine.submit import submit
+from engine.toolkit.checkpoints import PRESETS, checkpoint_card
+from engine.toolkit.data import load_dataset
 from engine.worker import job_device
 from pages.ui import DATASETS, show_error
 from storage import jobs as store

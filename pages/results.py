@@ -1,8 +1,8 @@
 """Results: which compressed model to ship, what it cost, and a report to show someone.
 
 Reads every finished run in two queries (storage.queries), cached until a run is added; the
-analysis (frontier, statistics, lineage, diagnostics) lives in engine.analysis, the charts
-and files in engine.export.
+analysis (frontier, statistics, lineage, diagnostics) lives in engine.reports.analysis, the charts
+and files in engine.reports.export.
 """
 
 from functools import partial
@@ -12,8 +12,8 @@ import pandas as pd
 import streamlit as st
 from streamlit.errors import StreamlitAPIException
 
-from engine import analysis, export
-from engine.data import DatasetError, load_dataset
+from engine.reports import analysis, export
+from engine.toolkit.data import DatasetError, load_dataset
 from pages.ui import show_error
 from storage import queries, settings
 
@@ -152,7 +152,8 @@ if run_id is not None:
                            key="results_archive", file_name=f"{row.model.replace(':', '-')}.zip",
                            mime="application/zip", icon=":material/deployed_code:",
                            help="Loads with from_pretrained; quantized or pruned models load "
-                                "with the lab's loader (engine.models.load_classifier), as "
+                                "with the lab's loader "
+                                "(engine.toolkit.checkpoints.load_classifier), as "
                                 "README_LAB.txt inside says.")
     else:
         d2.caption("No model files on this machine for this run.")

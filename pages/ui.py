@@ -6,7 +6,7 @@ from datetime import datetime
 
 import streamlit as st
 
-from engine.config import LabError
+from engine.toolkit.config import LabError
 from storage import settings
 from storage.models import utcnow
 

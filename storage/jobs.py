@@ -19,6 +19,7 @@ from storage.models import (
     DONE,
     FAILED,
     FINISHED,
+    LATENCY_FIELDS,
     QUEUED,
     RUNNING,
     Job,
@@ -145,9 +146,22 @@ def claim(worker_id: int | None, now: datetime | None = None,
 
 
 def report_progress(job_id: int, progress: float | None = None, message: str | None = None,
-                    now: datetime | None = None, device: str | None = None) -> bool:
-    """Record progress (0..1) and a heartbeat; return True when a cancel was requested."""
-    values: dict[str, Any] = {"heartbeat_at": now or utcnow()}
+                    now: datetime | None = None, device: str | None = None,
+                    stage: str | None = None, stage_progress: float | None = None) -> bool:
+    """Record progress (0..1) and a heartbeat; return True when a cancel was requested.
+
+    `stage` names the current stage (training, evaluating, timing...); a new name restarts
+    the stage clock (`stage_started_at`), so the Jobs page can give the ETA of the stage
+    from `stage_progress` (0..1 within it) instead of mixing stages of different speeds."""
+    now = now or utcnow()
+    values: dict[str, Any] = {"heartbeat_at": now}
+    if stage is not None:
+        with session_scope() as s:
+            current = s.scalar(select(Job.stage).where(Job.id == job_id))
+        if current != stage:
+            values.update(stage=stage[:80], stage_started_at=now)
+    if stage_progress is not None:
+        values["stage_progress"] = max(0.0, min(1.0, float(stage_progress)))
     if progress is not None:
         values["progress"] = max(0.0, min(1.0, float(progress)))
     if message is not None:
@@ -340,16 +354,17 @@ def job_as_dict(job: Job) -> dict[str, Any]:
         "model": job.model, "dataset": job.dataset, "parent_id": job.parent_id,
         "output_model": job.output_model, "error": job.error, "metrics": metrics,
         "progress": job.progress, "message": job.message, "device": job.device,
-        "alias": job.alias, "attempts": job.attempts,
+        "alias": job.alias, "attempts": job.attempts, "owner": job.owner,
+        "executor": job.executor, "reused_from": job.reused_from, "origin": job.origin,
+        "error_detail": job.error_detail, "worker_id": job.worker_id, "stage": job.stage,
+        "stage_progress": job.stage_progress, "stage_started_at": _iso(job.stage_started_at),
         "created_at": _iso(job.created_at), "started_at": _iso(job.started_at),
         "finished_at": _iso(job.finished_at), "heartbeat_at": _iso(job.heartbeat_at),
     }
 
 
 def _latency_dict(row: Latency) -> dict[str, Any]:
-    return {"batch_size": row.batch_size, "seq_len": row.seq_len, "p50_ms": row.p50_ms,
-            "p95_ms": row.p95_ms, "throughput_per_s": row.throughput_per_s,
-            "device": row.device, "runtime": row.runtime, "threads": row.threads}
+    return {name: getattr(row, name) for name in LATENCY_FIELDS}
 
 
 def _iso(value: datetime | None) -> str | None:

@@ -88,6 +88,17 @@ class Job(Base):
     worker_id: Mapped[int | None] = mapped_column(Integer)
     device: Mapped[str | None] = mapped_column(String(40))
     curves: Mapped[dict[str, Any]] = mapped_column(default=dict)  # {name: [[step, value], ...]}
+    # the traceback of an unexpected failure, kept apart from the one-line `error`
+    error_detail: Mapped[str | None] = mapped_column(Text)
+    owner: Mapped[str] = mapped_column(String(100), default="", index=True)  # who submitted it
+    executor: Mapped[str | None] = mapped_column(String(20))  # local | ray: what ran it
+    # identical work (method, config, input and dataset content, lab version, device kind)
+    work_key: Mapped[str | None] = mapped_column(String(64), index=True)
+    reused_from: Mapped[int | None] = mapped_column(Integer)  # answered from this job's result
+    origin: Mapped[str | None] = mapped_column(Text)  # imported from a pack: where, on what
+    stage: Mapped[str | None] = mapped_column(String(80))  # current stage (training, timing..)
+    stage_started_at: Mapped[datetime | None]
+    stage_progress: Mapped[float | None] = mapped_column(Float)  # 0..1 within the stage
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     started_at: Mapped[datetime | None]
     heartbeat_at: Mapped[datetime | None]
@@ -122,6 +133,11 @@ class Metrics(Base):
     job: Mapped[Job] = relationship(back_populates="metrics")
 
 
+# The fields of one latency row, as measured, stored and shown (storage, queries, analysis).
+LATENCY_FIELDS = ("batch_size", "seq_len", "p50_ms", "p95_ms", "iqr_ms", "runs",
+                  "throughput_per_s", "device", "runtime", "threads")
+
+
 class Latency(Base):
     """One latency measurement: a model (the job's own, or its parent timed alongside)."""
 
@@ -136,8 +152,10 @@ class Latency(Base):
     p95_ms: Mapped[float] = mapped_column(Float)
     throughput_per_s: Mapped[float] = mapped_column(Float)  # examples per second
     device: Mapped[str] = mapped_column(String(40))
-    runtime: Mapped[str] = mapped_column(String(20), default="eager")  # eager | compiled
+    runtime: Mapped[str] = mapped_column(String(20), default="eager")  # eager|compiled|onnxruntime
     threads: Mapped[int | None]
+    iqr_ms: Mapped[float | None] = mapped_column(Float)  # inter-quartile range of the samples
+    runs: Mapped[int | None]  # timed runs behind p50/p95/iqr
 
     job: Mapped[Job] = relationship(back_populates="latencies")
 
@@ -164,6 +182,8 @@ class Worker(Base):
     pid: Mapped[int]
     hostname: Mapped[str] = mapped_column(String(200))
     device: Mapped[str] = mapped_column(String(100), default="cpu")  # "cuda:NAME (sm90)"
+    name: Mapped[str | None] = mapped_column(String(100))  # e.g. "host:pid" or "gpu0"
+    executor: Mapped[str] = mapped_column(String(20), default="local")  # local | ray
     started_at: Mapped[datetime] = mapped_column(default=utcnow)
     heartbeat_at: Mapped[datetime] = mapped_column(default=utcnow)
     stopped_at: Mapped[datetime | None]

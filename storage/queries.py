@@ -14,16 +14,24 @@ from typing import Any
 from sqlalchemy import func, select
 
 from storage.db import session_scope
-from storage.models import DONE, Job, Latency, Metrics, ModelRecord, Prediction
+from storage.models import (
+    DONE,
+    LATENCY_FIELDS,
+    Job,
+    Latency,
+    Metrics,
+    ModelRecord,
+    Prediction,
+)
 
 _JOB_COLUMNS = (Job.id, Job.method, Job.status, Job.config, Job.model, Job.dataset,
-                Job.parent_id, Job.output_model, Job.alias, Job.finished_at)
+                Job.parent_id, Job.output_model, Job.alias, Job.finished_at, Job.owner,
+                Job.reused_from, Job.origin, Job.executor)
 # Metrics.model and .dataset would clash with the job's own columns of those names: labelled.
 _METRIC_COLUMNS = tuple(c.label(f"metrics_{c.name}") if c.name in ("model", "dataset") else c
                         for c in Metrics.__table__.columns if c.name != "job_id")
-_LATENCY_COLUMNS = (Latency.job_id, Latency.role, Latency.batch_size, Latency.seq_len,
-                    Latency.p50_ms, Latency.p95_ms, Latency.throughput_per_s, Latency.device,
-                    Latency.runtime, Latency.threads)
+_LATENCY_COLUMNS = (Latency.job_id, Latency.role,
+                    *(getattr(Latency, name) for name in LATENCY_FIELDS))
 
 
 def runs_version(statuses: tuple[str, ...] = (DONE,)) -> tuple[int, int | None, str | None]:

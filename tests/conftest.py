@@ -48,7 +48,7 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     import torch
     from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
 
-    from engine.models import embedded_minilm_path
+    from engine.toolkit.checkpoints import embedded_minilm_path
 
     out = tmp_path_factory.mktemp("tiny-bert")
     torch.manual_seed(0)

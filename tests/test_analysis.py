@@ -1,4 +1,5 @@
-"""engine.analysis, engine.export and storage.queries on hand-made points, known tables and a
+"""engine.reports.analysis, engine.reports.export and storage.queries on
+ hand-made points, known tables and a
 recipe replayed on a tiny model."""
 
 from __future__ import annotations
@@ -14,8 +15,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from engine import analysis, export
-from engine.analysis import bootstrap_ci, mcnemar, pareto_mask
+from engine.reports import analysis, export
+from engine.reports.analysis import bootstrap_ci, mcnemar, pareto_mask
 from storage import jobs as store
 from storage import queries
 from tests.test_results_page import CPU, add_run, seed_runs

@@ -13,8 +13,8 @@ from streamlit.testing.v1 import AppTest
 
 from engine import attention as A
 from engine.attention import ablation, compare
-from engine.config import LabError
-from engine.models import ModelRef
+from engine.toolkit.checkpoints import ModelRef
+from engine.toolkit.config import LabError
 from storage import jobs as store
 from tests.conftest import ROOT
 
@@ -31,7 +31,7 @@ def fresh_cache():
 
 
 def load_tiny(path: Path, eager: bool = True):
-    from engine.models import load_classifier, load_tokenizer
+    from engine.toolkit.checkpoints import load_classifier, load_tokenizer
 
     ref = ModelRef("tiny", str(path), "local")
     return load_classifier(ref, eager_attention=eager), load_tokenizer(ref)
@@ -40,7 +40,7 @@ def load_tiny(path: Path, eager: bool = True):
 def prune(model, remove: dict[int, list[int]], drop: list[int] = ()):
     """A copy with heads removed (layer -> original heads), then layers dropped, by the
     prune method's own surgery; returns (model, kept layer numbers)."""
-    from engine import pruning as P
+    from engine.methods.prune import surgery as P
 
     model = copy.deepcopy(model)
     P.remove_heads(model, remove)
@@ -99,7 +99,7 @@ def test_dropped_layers_keep_their_original_numbers(tiny_model_dir) -> None:
 
 def test_a_dropped_top_layer_shows_as_removed_after_saving(tiny_model_dir, tmp_path) -> None:
     """The layer numbering travels in config.json: no job row or note needed."""
-    from engine import pruning as P
+    from engine.methods.prune import surgery as P
 
     model, tok = load_tiny(tiny_model_dir)
     pruned, _ = prune(model, {}, drop=[1])
@@ -201,9 +201,9 @@ def test_views_are_offline_documents_with_user_text_as_data(tiny_model_dir) -> N
 
 
 def test_ablating_no_heads_reproduces_the_accuracy(tiny_model_dir, tiny_csv) -> None:
-    from engine.data import load_dataset
-    from engine.evaluation import classification_metrics, predict
-    from engine.models import load_classifier, load_tokenizer
+    from engine.toolkit.checkpoints import load_classifier, load_tokenizer
+    from engine.toolkit.data import load_dataset
+    from engine.toolkit.evaluation import classification_metrics, predict
 
     seed_model("job:1", tiny_model_dir, f"csv:{tiny_csv}", alias="default")
     data = load_dataset(f"csv:{tiny_csv}")

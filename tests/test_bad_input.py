@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from engine.cli import main
-from engine.registry import methods
+from engine.methods.registry import methods
 from storage import jobs as store
 
 
@@ -144,7 +144,7 @@ def test_lab_device_cuda_without_a_gpu(monkeypatch, tiny_model_dir, capsys) -> N
     """The CLI probes the device for quantize's schemes: a wrong LAB_DEVICE is a clear error."""
     import torch
 
-    from engine import device
+    from engine.toolkit import device as device
 
     monkeypatch.setenv("LAB_DEVICE", "cuda")
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from engine.config import ConfigError
-from engine.registry import config_from_json, get_method, methods
+from engine.methods.registry import config_from_json, get_method, methods
+from engine.toolkit.config import ConfigError
 
 
 def test_core_methods_are_registered() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from engine.data import DatasetError, load_dataset
+from engine.toolkit.data import DatasetError, load_dataset
 
 
 def test_rotten_tomatoes_split_is_fixed() -> None:

@@ -7,10 +7,10 @@ import time
 
 import pytest
 
-from engine.config import ConfigError, LabError
-from engine.distillation import build_student, make_loss, pick_layers
 from engine.methods.distill import DistillConfig
+from engine.methods.distill.students import build_student, make_loss, pick_layers
 from engine.submit import submit
+from engine.toolkit.config import ConfigError, LabError
 from engine.worker import run_claimed
 from storage import jobs as store
 
@@ -41,7 +41,7 @@ def run_cancelling(job_id: int, ready) -> tuple[str, float]:
 
 
 def teacher(tiny_model_dir, eager: bool = False):
-    from engine.models import ModelRef, load_classifier
+    from engine.toolkit.checkpoints import ModelRef, load_classifier
 
     return load_classifier(ModelRef("tiny", str(tiny_model_dir), "local"),
                            eager_attention=eager)
@@ -115,7 +115,7 @@ def test_shape_student_truncates_or_starts_random(tiny_model_dir) -> None:
 def test_checkpoint_student_must_share_the_tokenizer(tiny_model_dir, tmp_path) -> None:
     from transformers import BertTokenizerFast
 
-    from engine.models import ModelRef, load_tokenizer
+    from engine.toolkit.checkpoints import ModelRef, load_tokenizer
 
     t = teacher(tiny_model_dir)
     tok = load_tokenizer(ModelRef("tiny", str(tiny_model_dir), "local"))
@@ -164,9 +164,9 @@ def test_loss_falls_on_a_fixed_batch(tiny_model_dir, extra) -> None:
 
 
 def test_job_keeps_the_best_validation_student(tiny_model_dir, tiny_csv) -> None:
-    from engine.data import load_dataset
-    from engine.evaluation import classification_metrics, predict
-    from engine.models import load_classifier, load_tokenizer, resolve
+    from engine.toolkit.checkpoints import load_classifier, load_tokenizer, resolve
+    from engine.toolkit.data import load_dataset
+    from engine.toolkit.evaluation import classification_metrics, predict
 
     job = run(submit("distill", model=str(tiny_model_dir), dataset=f"csv:{tiny_csv}",
                      sets=["student_layers=[1]", *FAST]))
@@ -190,7 +190,7 @@ def test_job_keeps_the_best_validation_student(tiny_model_dir, tiny_csv) -> None
 
 
 def test_cancel_mid_run_keeps_the_best_student(tiny_model_dir, tiny_csv, lab_home) -> None:
-    from engine.models import ModelRef, load_classifier
+    from engine.toolkit.checkpoints import ModelRef, load_classifier
 
     job_id = submit("distill", model=str(tiny_model_dir), dataset=f"csv:{tiny_csv}",
                     sets=["student_layers=1", "max_steps=100000", "eval_every=5", "patience=0",

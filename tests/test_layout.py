@@ -26,7 +26,7 @@ def test_pages_never_import_torch() -> None:
         "    at.switch_page(page); at.run()\n"
         "    assert not at.exception, (page, at.exception)\n"
         # the Compress form asks a method whether each choice runs on the worker's device
-        "from engine.registry import methods\n"
+        "from engine.methods.registry import methods\n"
         "for spec in methods().values():\n"
         "    for f in spec.config.fields_info() if spec.availability else []:\n"
         "        for choice in f.get('choices') or []:\n"

@@ -117,7 +117,7 @@ def test_compress_page_form_comes_from_the_config(tiny_model_dir) -> None:
     at.session_state["method"] = "finetune"
     at.run()
     assert not at.exception
-    from engine.registry import get_method
+    from engine.methods.registry import get_method
 
     keys = {w.key for w in at.number_input} | {w.key for w in at.text_input}
     for info in get_method("finetune").config.fields_info():

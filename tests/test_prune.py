@@ -7,12 +7,12 @@ import copy
 import pytest
 import torch
 
-from engine import head_importance as HI
-from engine import pruning as P
-from engine.config import ConfigError, LabError
 from engine.methods.prune import PruneConfig, parse_heads, semi_structured_problem
-from engine.models import ModelRef, checkpoint_card, load_classifier, read_meta
+from engine.methods.prune import importance as HI
+from engine.methods.prune import surgery as P
 from engine.submit import submit
+from engine.toolkit.checkpoints import ModelRef, checkpoint_card, load_classifier, read_meta
+from engine.toolkit.config import ConfigError, LabError
 from engine.worker import run_claimed
 from storage import jobs as store
 
@@ -174,7 +174,7 @@ def test_unstructured_reaches_the_sparsity_and_keeps_it(tiny_model_dir, tiny_csv
 
 
 def test_importance_one_value_per_head_and_seeded(tiny_model_dir, tiny_csv) -> None:
-    from engine.data import load_dataset
+    from engine.toolkit.data import load_dataset
 
     data = load_dataset(f"csv:{tiny_csv}")
     model = tiny(tiny_model_dir)

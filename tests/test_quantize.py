@@ -19,10 +19,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from engine import quantization as QZ
-from engine.config import ConfigError
 from engine.methods import quantize as Q
+from engine.methods.quantize import torchao_support as QZ
 from engine.submit import submit
+from engine.toolkit.config import ConfigError
 from engine.worker import run_claimed
 from storage import jobs as store
 from tests.conftest import NEGATIVE, POSITIVE
@@ -134,7 +134,7 @@ def test_compiled_quantized_model_matches_eager(parent) -> None:
     model, _, batch, _ = parent
     q = copy.deepcopy(model)
     Q.quantize_model(q, Q.QuantizeConfig(scheme="int8-dynamic", embeddings=True))
-    from engine.benchmark import compile_for_timing
+    from engine.toolkit.timing import compile_for_timing
 
     eager = logits(q, batch)
     compiled = logits(compile_for_timing(q), batch)
@@ -149,7 +149,7 @@ def test_compiled_timing_folds_the_int8_weights_into_the_graph(parent) -> None:
 
     from torch._inductor.utils import run_and_get_code
 
-    from engine.benchmark import compile_for_timing
+    from engine.toolkit.timing import compile_for_timing
 
     model, _, batch, _ = parent
     q = copy.deepcopy(model)
@@ -170,7 +170,7 @@ def test_importing_torchao_leaves_the_log_clean() -> None:
     from tests.conftest import ROOT
 
     code = ("import logging; logging.basicConfig(level=logging.INFO); "
-            "from engine.quantization import import_torchao; import_torchao()")
+            "from engine.methods.quantize.torchao_support import import_torchao; import_torchao()")
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
                           text=True, timeout=120)
     assert done.returncode == 0, done.stderr
@@ -277,12 +277,12 @@ def test_runner_quantizes_evaluates_and_pairs_with_the_parent(tiny_model_dir, ti
     assert "if_not_faster" not in m and "timing_warning" not in m
     assert m["params"] > 0 and m["layers"] == 2
 
-    from engine.models import load_classifier, resolve
+    from engine.toolkit.checkpoints import load_classifier, resolve
 
     reloaded = load_classifier(resolve(job["output_model"]))
     assert type(reloaded.bert.encoder.layer[0].output.dense.weight).__name__ == "Int8Tensor"
     # the Models page's card counts parameters, not the scale tensors stored beside them
-    from engine.models import checkpoint_card
+    from engine.toolkit.checkpoints import checkpoint_card
 
     assert checkpoint_card(job["output_model"])["params"] == m["params"]
 
@@ -292,7 +292,7 @@ def test_runner_times_a_compiled_model_against_its_parent_both_ways(
     """runtime=compiled: the parent is timed compiled (speedup_vs_parent, like with like)
     and eager (the compile gain apart). Compiling is stubbed out here to keep the test fast
     (the real compile is checked above): only the pairing is under test."""
-    import engine.benchmark as B
+    import engine.toolkit.timing as B
 
     monkeypatch.setattr(B, "compile_for_timing", lambda model, device="cpu": model)
     monkeypatch.setattr("os.getloadavg", lambda: (64.0, 64.0, 64.0))  # a busy machine
@@ -357,7 +357,7 @@ def test_compress_page_renders_the_quantize_form_and_refuses_fp8_on_a_cpu_worker
 @pytest.mark.parametrize("scheme", ["fp16", "bf16", "int8-weight-only", "int4-weight-only",
                                     "fp8", "int8-dynamic"])
 def test_gpu_scheme_applies_and_reloads(parent, tmp_path, scheme) -> None:
-    from engine.device import describe
+    from engine.toolkit.device import describe
 
     model, tok, batch, ref = parent
     cfg = Q.QuantizeConfig(scheme=scheme, embeddings=False, group_size=32)  # hidden is 32
@@ -385,7 +385,7 @@ def test_a_pruned_model_quantizes_and_reloads_with_its_pruned_shape(tiny_model_d
     assert job["status"] == "done", job["error"]
     assert job["metrics"]["heads"] == pruned["metrics"]["heads"]
 
-    from engine.models import load_classifier, resolve
+    from engine.toolkit.checkpoints import load_classifier, resolve
 
     reloaded = load_classifier(resolve(job["output_model"]))
     query = reloaded.bert.encoder.layer[0].attention.self.query.weight

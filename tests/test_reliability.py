@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from engine.config import LabError
 from engine.submit import delete_run, submit
+from engine.toolkit.config import LabError
 from storage import jobs as store
 from tests.conftest import ROOT
 

@@ -7,8 +7,8 @@ import tomllib
 
 import pytest
 
-from engine.config import LabError
-from engine.models import ModelRef, load_classifier, resolve
+from engine.toolkit.checkpoints import ModelRef, load_classifier, resolve
+from engine.toolkit.config import LabError
 from tests.conftest import ROOT
 
 SOURCES = [p for d in ("engine", "storage", "pages") for p in (ROOT / d).rglob("*.py")] + \

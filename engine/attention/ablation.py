@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from engine.attention.loading import Loaded, encoder_layers, load, model_lock
-from engine.config import LabError
+from engine.toolkit.config import LabError
 
 
 @dataclass(frozen=True)
@@ -36,8 +36,8 @@ def ablate(model_id: str, heads_off: list[tuple[int, int]], examples: int = 200,
     (layer, head) pairs) switched off, without retraining: their outputs are zeroed before the
     projection that mixes heads, as a head mask of 0 would. The model is the cached one; the
     sentence is read with the same token limit as the views (`max_tokens`)."""
-    from engine.data import load_dataset
-    from engine.evaluation import classification_metrics, predict
+    from engine.toolkit.data import load_dataset
+    from engine.toolkit.evaluation import classification_metrics, predict
 
     loaded = load(model_id)
     dataset_id = dataset_id or loaded.dataset or "rotten-tomatoes"
@@ -73,7 +73,7 @@ def ablate(model_id: str, heads_off: list[tuple[int, int]], examples: int = 200,
 
 
 def _one(loaded: Loaded, text: str, max_tokens: int) -> tuple[str, float]:
-    from engine.evaluation import predict
+    from engine.toolkit.evaluation import predict
 
     pred, probs = predict(loaded.model, loaded.tokenizer, [text], max_tokens, loaded.device)
     label = int(pred[0])

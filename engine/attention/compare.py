@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from engine.attention.maps import SentenceAttention
-from engine.config import LabError
+from engine.toolkit.config import LabError
 
 DOMINANT_SHARE = 0.5  # a head "mostly attends to" a pattern when it gets half the mass or more
 

@@ -1,7 +1,8 @@
 """The model behind the Attention page: loaded once with eager attention, cached by its path,
 and its layers and heads mapped to the ORIGINAL grid (see engine/attention/__init__.py).
 
-Pruned models (engine/pruning.py): `config.pruned_heads` maps a layer (as the saved model
+Pruned models (engine/methods/prune/surgery.py):
+`config.pruned_heads` maps a layer (as the saved model
 numbers it) to the original numbers of its removed heads; dropped layers are read from
 `kept_layers` (the parent's layer numbers that remain) or `dropped_layers` / `pruned_layers`,
 on the config, in lab_meta.json or in the notes (metrics) of the job that made the model. So
@@ -17,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from engine.config import LabError
+from engine.toolkit.config import LabError
 
 CACHED_MODELS = 4  # two side by side, plus room to switch back without reloading
 DEFAULT_EVAL_LENGTH = 64  # EvaluateConfig's default max_length, for models with no record
@@ -66,7 +67,7 @@ def load(model_id: str) -> Loaded:
     """The model `model_id` with eager attention, from the cache when it was loaded before.
 
     Keyed by the model's path, so `default` and `job:1` (the same directory) share one copy."""
-    from engine.models import resolve
+    from engine.toolkit.checkpoints import resolve
 
     ref = resolve(model_id)
     with model_lock:
@@ -87,8 +88,8 @@ def clear_cache() -> None:
 
 
 def _load(ref) -> Loaded:
-    from engine import device as dev
-    from engine.models import load_classifier, load_tokenizer, read_meta
+    from engine.toolkit import device as dev
+    from engine.toolkit.checkpoints import load_classifier, load_tokenizer, read_meta
     from storage import jobs as store
 
     device = dev.setup()

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from engine.attention.loading import Loaded, load, model_lock
-from engine.config import LabError
+from engine.toolkit.config import LabError
 
 
 @dataclass(frozen=True)

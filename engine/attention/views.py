@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from engine.attention.maps import SentenceAttention
-from engine.config import LabError
+from engine.toolkit.config import LabError
 
 
 @functools.lru_cache(maxsize=1)

@@ -1,1 +1,2 @@
-"""Compression and training methods: one module each, one config class each (see registry)."""
+"""Compression and training methods: one package each (config, apply, the machinery only it
+uses), found by the registry (engine/methods/registry.py)."""

@@ -17,7 +17,7 @@ import time
 import numpy as np
 
 from engine import attention as A
-from engine.data import load_dataset
+from engine.toolkit.data import load_dataset
 from storage import settings
 
 MODEL = "default"

@@ -6,7 +6,7 @@ wall time and paired speedups.
         [--set key=value ...] [--job DISTILL_JOB_ID]
 
 The speedups printed at the end are measured in this one run, the teacher, the student and the
-int8 student timed interleaved (engine.benchmark.measure) at batch 1 and 32, length 64, so the
+int8 student timed interleaved (engine.toolkit.timing.measure) at batch 1 and 32, length 64, so the
 chain's total speedup is one paired ratio, not a product of two runs. Needs the teacher built
 (bench_teacher). Not a test: nothing is asserted.
 """
@@ -17,7 +17,7 @@ import argparse
 import time
 
 from engine.cli import wait_for
-from engine.registry import methods
+from engine.methods.registry import methods
 from engine.submit import submit
 from storage import jobs as store
 from storage import settings
@@ -58,9 +58,9 @@ def paired(models: dict[str, str], tokenizer_from: str, compiled: bool = False) 
     teacher too, so the ratio is like with like)."""
     import torch
 
-    from engine.benchmark import Timed, compile_for_timing, measure
-    from engine.data import load_dataset
-    from engine.models import load_classifier, load_tokenizer, resolve
+    from engine.toolkit.checkpoints import load_classifier, load_tokenizer, resolve
+    from engine.toolkit.data import load_dataset
+    from engine.toolkit.timing import Timed, compile_for_timing, measure
 
     torch.set_num_threads(settings.threads())
     runtime = "compiled" if compiled else "eager"

@@ -52,13 +52,13 @@ def run(sets: list[str], model: str = "default") -> dict:
 
 def scoring_cost() -> None:
     """Gradient scoring (PruneConfig defaults) against one evaluation pass, alternated."""
-    from engine import device as dev
-    from engine.data import load_dataset
-    from engine.evaluation import predict
-    from engine.head_importance import head_importance, scoring_sample
     from engine.methods.evaluate import EvaluateConfig
     from engine.methods.prune import PruneConfig
-    from engine.models import load_classifier, load_tokenizer, resolve
+    from engine.methods.prune.importance import head_importance, scoring_sample
+    from engine.toolkit import device as dev
+    from engine.toolkit.checkpoints import load_classifier, load_tokenizer, resolve
+    from engine.toolkit.data import load_dataset
+    from engine.toolkit.evaluation import predict
 
     device = dev.setup()
     cfg, ecfg = PruneConfig(), EvaluateConfig()
@@ -85,10 +85,10 @@ def scoring_cost() -> None:
 
 def against_teacher(d: dict) -> None:
     """Time a chained result interleaved with the teacher (its grandparent), same process."""
-    from engine import device as dev
-    from engine.benchmark import Timed, measure, speedups
-    from engine.data import load_dataset
-    from engine.models import load_classifier, load_tokenizer, resolve
+    from engine.toolkit import device as dev
+    from engine.toolkit.checkpoints import load_classifier, load_tokenizer, resolve
+    from engine.toolkit.data import load_dataset
+    from engine.toolkit.timing import Timed, measure, speedups
 
     device = dev.setup()
     data = load_dataset("rotten-tomatoes")
@@ -137,8 +137,8 @@ def main() -> None:
     print(f"    sparsity reached {sparse['metrics']['sparsity']:.4f} of encoder linear weights "
           f"({sparse['metrics']['sparsity_all_params']:.4f} of all parameters)")
     print("5. 2:4 semi-structured")
-    from engine import device as dev
     from engine.methods.prune import semi_structured_problem
+    from engine.toolkit import device as dev
 
     reason = semi_structured_problem(dev.describe(dev.setup()))
     if reason:

@@ -89,10 +89,10 @@ def retime(job_id: int, rounds: int) -> None:
     paired ratio and the median."""
     import statistics
 
-    from engine import device as dev
-    from engine.benchmark import Timed, compile_for_timing, measure, speedups
-    from engine.data import load_dataset
-    from engine.models import load_classifier, load_tokenizer, resolve
+    from engine.toolkit import device as dev
+    from engine.toolkit.checkpoints import load_classifier, load_tokenizer, resolve
+    from engine.toolkit.data import load_dataset
+    from engine.toolkit.timing import Timed, compile_for_timing, measure, speedups
 
     job = store.job_as_dict(store.get_job(job_id))
     if job["method"] != "quantize" or job["status"] != "done":

@@ -27,7 +27,7 @@ def settle(page) -> None:
 
 
 def test_journey(tiny_model_dir, tiny_csv, lab_home, tmp_path) -> None:
-    from engine.registry import methods
+    from engine.methods.registry import methods
 
     # The tiny model stands in for the default teacher, so no 10-minute build starts.
     store.register_model("job:0", str(tiny_model_dir), "job", alias="default",

@@ -19,7 +19,8 @@ import plotly.graph_objects as go
 import yaml
 from plotly.colors import qualitative
 
-from engine.analysis import (
+from engine.recipes import recipe_for
+from engine.reports.analysis import (
     COST,
     QUALITY,
     compare,
@@ -29,9 +30,8 @@ from engine.analysis import (
     runs_frame,
     why_not_faster,
 )
-from engine.config import LabError
-from engine.models import read_meta
-from engine.recipes import recipe_for
+from engine.toolkit.checkpoints import read_meta
+from engine.toolkit.config import LabError
 
 GREY = "rgba(150, 150, 150, 0.35)"
 PLOTLY_CONFIG = {"displaylogo": False}  # the logo links to plotly.com: nothing remote
@@ -167,7 +167,7 @@ _LOADER_NOTE = """
 This model was saved by the lab's `{loader}` method (see lab_meta.json), which changes its
 layers: load it with the lab's loader instead, from the Compression Lab repository:
 
-    from engine.models import load_classifier, resolve
+    from engine.toolkit.checkpoints import load_classifier, resolve
     model = load_classifier(resolve("{folder}"))
 """
 

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from engine.config import ConfigError, MethodConfig
+from engine.toolkit.config import ConfigError, MethodConfig
 
 
 @dataclass(frozen=True)
@@ -22,11 +22,23 @@ class MethodSpec:
     config: type[MethodConfig]
     apply: Callable[..., Any]  # apply(cfg, ctx) -> Produced | None
     summary: str
-    # Optional hooks a method module may define next to its config:
-    availability: Callable[[MethodConfig, str], str | None] | None = None  # why not here
-    load: Callable[..., Any] | None = None  # rebuild a saved model: load(path, meta) -> model
+    # Optional hooks a method package may define next to its config (module-level functions
+    # of the same name; `register` picks them up):
+    # why `cfg` cannot run on a worker described as `device` ("cpu (2 threads)", "cuda:...")
+    availability: Callable[[MethodConfig, str], str | None] | None = None
+    # rebuild a saved model: load(path, meta, eager_attention=False) -> model
+    load: Callable[..., Any] | None = None
+    # the method's own reasons a model it made is not faster: explain_slow(cfg, device,
+    # metrics) -> str | None; the runner stores it when the paired speedup is small
+    explain_slow: Callable[[MethodConfig, str, dict[str, Any]], str | None] | None = None
+    # checks that need the input model's facts but no model run: check_input(cfg, card,
+    # dataset) raises ConfigError (card: engine.toolkit.checkpoints.checkpoint_card)
+    check_input: Callable[[MethodConfig, dict[str, Any], Any], None] | None = None
+    # what an executor must give the job (Ray): resources(cfg) -> {"num_gpus": 1} etc.
+    resources: Callable[[MethodConfig], dict[str, float]] | None = None
 
 
+HOOKS = ("availability", "load", "explain_slow", "check_input", "resources")
 _HANDLERS: dict[type[MethodConfig], MethodSpec] = {}
 
 
@@ -39,8 +51,7 @@ def register(config_cls: type[MethodConfig]) -> Callable:
         _HANDLERS[config_cls] = MethodSpec(
             name=config_cls.method, config=config_cls, apply=fn,
             summary=(module.__doc__ or "").strip().splitlines()[0],
-            availability=getattr(module, "availability", None),
-            load=getattr(module, "load", None))
+            **{hook: getattr(module, hook, None) for hook in HOOKS})
         return fn
 
     return deco
@@ -51,6 +62,8 @@ def methods() -> dict[str, MethodSpec]:
     import engine.methods as pkg
 
     for info in pkgutil.iter_modules(pkg.__path__):
+        if info.name == "registry":
+            continue
         importlib.import_module(f"{pkg.__name__}.{info.name}")
     return {spec.name: spec for spec in sorted(_HANDLERS.values(), key=lambda s: s.name)}
 

@@ -3,7 +3,8 @@ gradient, magnitude and random scores per head, normalised per layer, and the lo
 heads to remove.
 
 Scores are returned on the ORIGINAL head grid ([layers][config.num_attention_heads]), None
-where a head was already removed, so they line up with `config.pruned_heads` (engine/pruning.py).
+where a head was already removed, so they line up with `config.pruned_heads`
+(engine/methods/prune/surgery.py).
 """
 
 from __future__ import annotations
@@ -13,8 +14,8 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from engine.config import LabError
-from engine.pruning import encoder_layers, head_size, heads_per_layer, kept_heads
+from engine.methods.prune.surgery import encoder_layers, head_size, heads_per_layer, kept_heads
+from engine.toolkit.config import LabError
 
 Scores = list[list[float | None]]  # [layers][original heads]; None: head already removed
 

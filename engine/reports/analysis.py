@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from engine.device import compute_capability
+from engine.toolkit.device import compute_capability
 
 FASTER = 1.1  # a paired speedup below this is "not faster" (latency noise is a few percent)
 SMALLER = 1.05  # a size ratio above this is "smaller"

@@ -9,7 +9,7 @@ limits small batches); fp8 needs Hopper-class (sm89+) tensor cores.
 
 The saved model keeps its integer data and scales in safetensors (torchao's flattening of its
 tensor subclasses) and reloads through `load` below. The machinery (int8 embeddings,
-calibration, saving and reloading) is in engine/quantization.py.
+calibration, saving and reloading) is in engine/methods/quantize/torchao_support.py.
 """
 
 from __future__ import annotations
@@ -18,9 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from engine.config import MethodConfig, param
-from engine.device import compute_capability
-from engine.quantization import (
+from engine.methods.quantize.torchao_support import (
     calibrate,
     calibration_texts,
     import_torchao,
@@ -29,7 +27,9 @@ from engine.quantization import (
     quantize_embeddings,
     save_quantized,
 )
-from engine.registry import register
+from engine.methods.registry import register
+from engine.toolkit.config import MethodConfig, param
+from engine.toolkit.device import compute_capability
 
 SCHEMES = ("int8-dynamic", "int8-static", "bf16", "fp16", "int8-weight-only",
            "int4-weight-only", "fp8")
@@ -272,8 +272,8 @@ def _if_not_faster(cfg: QuantizeConfig, device: str) -> str:
 @register(QuantizeConfig)
 def apply(cfg: QuantizeConfig, ctx):
     """Quantize the input model in memory; the runner saves, reloads, evaluates and times it."""
-    from engine.device import describe
-    from engine.runner import Produced
+    from engine.toolkit.contract import Produced
+    from engine.toolkit.device import describe
 
     ctx.progress(0.0, "loading the model", force=True)
     model = ctx.load_input()

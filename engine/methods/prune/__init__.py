@@ -6,9 +6,9 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from engine.config import ConfigError, LabError, MethodConfig, param
-from engine.device import compute_capability
-from engine.registry import register
+from engine.methods.registry import register
+from engine.toolkit.config import ConfigError, LabError, MethodConfig, param
+from engine.toolkit.device import compute_capability
 
 HEAD = re.compile(r"^(\d+):(\d+)$")
 
@@ -129,7 +129,7 @@ def availability(cfg: PruneConfig, device: str) -> str | None:
 
 def load(path, meta: dict, eager_attention: bool = False):
     """Rebuild a pruned model (heads per layer, layers) from its directory."""
-    from engine.pruning import load as load_pruned
+    from engine.methods.prune.surgery import load as load_pruned
 
     return load_pruned(path, meta, eager_attention=eager_attention)
 
@@ -138,9 +138,9 @@ def load(path, meta: dict, eager_attention: bool = False):
 def apply(cfg: PruneConfig, ctx):
     """Score, remove, recover; the runner then saves, reloads, evaluates and times the result
     against its parent. A score_only job stores the scores and returns no model."""
-    from engine import pruning as P
-    from engine.head_importance import lowest_heads
-    from engine.runner import Produced
+    from engine.methods.prune import surgery as P
+    from engine.methods.prune.importance import lowest_heads
+    from engine.toolkit.contract import Produced
 
     ctx.progress(0.0, "loading the model", force=True)
     model = ctx.load_input()
@@ -156,7 +156,7 @@ def apply(cfg: PruneConfig, ctx):
             scores, info = _score(cfg, model, ctx)
             notes.update(info)
             if cfg.score_only:  # the scores and the scored model's shape are the result
-                from engine.models import facts
+                from engine.toolkit.checkpoints import facts
 
                 ctx.notes.update(notes, **facts(model))
                 return None
@@ -240,8 +240,8 @@ def _fewer(params_before: int, model) -> str:
 
 def _score(cfg: PruneConfig, model, ctx) -> tuple[Any, dict[str, Any]]:
     """Head importance on a seeded sample of the training split (never the test split)."""
-    from engine import pruning as P
-    from engine.head_importance import head_importance, scoring_sample
+    from engine.methods.prune import surgery as P
+    from engine.methods.prune.importance import head_importance, scoring_sample
 
     texts, labels = scoring_sample(ctx.dataset.train, cfg.scoring_examples, cfg.seed)
     ctx.progress(0.02, f"scoring heads by {cfg.importance}", force=True)
@@ -262,9 +262,9 @@ def _recover(cfg: PruneConfig, model, ctx, masks) -> dict[str, Any]:
     import torch
     import torch.nn.functional as F
 
-    from engine import pruning as P
-    from engine.distillation import soft_target_loss
-    from engine.training import TrainSettings, train_classifier
+    from engine.methods.distill.students import soft_target_loss
+    from engine.methods.prune import surgery as P
+    from engine.toolkit.training import TrainSettings, train_classifier
 
     ctx.progress(0.2, "recovery: loading the unpruned parent", force=True)
     parent = ctx.load_input().eval() if cfg.distill_weight > 0 else None
@@ -319,8 +319,8 @@ def _semi_structured(model, ctx) -> dict[str, Any]:
     the sparsity's own speedup is not confused with the fp16 one."""
     import copy
 
-    from engine import pruning as P
-    from engine.benchmark import Timed, measure, speedups
+    from engine.methods.prune import surgery as P
+    from engine.toolkit.timing import Timed, measure, speedups
 
     ctx.progress(0.95, "timing 2:4 kernels against dense fp16", force=True)
     dense = copy.deepcopy(model).half().to(ctx.device).eval()

@@ -7,7 +7,7 @@ through a learned projection where widths differ; TinyBERT) and attention-map ma
 between attention distributions; MiniLM). The best student by validation accuracy is kept.
 On cancel, that best student so far is saved to `$LAB_HOME/artifacts/job-ID-best-on-cancel/`
 (a model directory usable as a model id) before the job ends as cancelled. The student
-builders, the shape table and the loss terms are in engine/distillation.py.
+builders, the shape table and the loss terms are in engine/methods/distill/students.py.
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from engine.config import ConfigError, LabError, MethodConfig, param
-from engine.distillation import SHAPES, build_student, make_loss
-from engine.registry import register
+from engine.methods.distill.students import SHAPES, build_student, make_loss
+from engine.methods.registry import register
+from engine.toolkit.config import ConfigError, LabError, MethodConfig, param
 
 log = logging.getLogger("engine")
 
@@ -116,14 +116,14 @@ class DistillConfig(MethodConfig):
 
 @register(DistillConfig)
 def apply(cfg: DistillConfig, ctx):
-    """Build the student, distil it with engine.training's loop, keep the best validation
+    """Build the student, distil it with engine.toolkit.training's loop, keep the best validation
     step; the runner then saves, evaluates and times it against the teacher (paired)."""
     import numpy as np
 
-    from engine.evaluation import classification_metrics, predict
-    from engine.models import read_meta
-    from engine.runner import JobCancelled, Produced
-    from engine.training import TrainSettings, train_classifier
+    from engine.toolkit.checkpoints import read_meta
+    from engine.toolkit.contract import JobCancelled, Produced
+    from engine.toolkit.evaluation import classification_metrics, predict
+    from engine.toolkit.training import TrainSettings, train_classifier
 
     need_attn = cfg.attention_loss > 0
     ctx.progress(0.0, "loading the teacher", force=True)
@@ -187,7 +187,7 @@ def apply(cfg: DistillConfig, ctx):
 def _save_best_on_cancel(ctx, student, tokenizer, cfg: DistillConfig) -> Path | None:
     """Keep the best student so far (training restored its weights) where the user can load
     it: `artifacts/job-ID-best-on-cancel`, a model directory. Never masks the cancel."""
-    from engine.models import save_model
+    from engine.toolkit.checkpoints import save_model
     from storage import settings
 
     out = settings.artifacts_dir() / f"job-{ctx.job_id}-best-on-cancel"

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from engine.config import LabError
+from engine.toolkit.config import LabError
 from storage import jobs as store
 
 META_FILE = "lab_meta.json"  # written next to a saved model: how to rebuild it, provenance
@@ -192,7 +192,7 @@ def load_classifier(ref: ModelRef, num_labels: int | None = None,
 
     meta = read_meta(ref.path)
     if meta.get("loader"):
-        from engine.registry import get_method
+        from engine.methods.registry import get_method
 
         spec = get_method(meta["loader"])
         assert spec.load is not None, f"method {meta['loader']} saved a model it cannot load"

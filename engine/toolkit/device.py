@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import re
 
-from engine.config import LabError
+from engine.toolkit.config import LabError
 from storage import settings
 
 _SM = re.compile(r"\(sm(\d+)\)")

@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from engine.data import Dataset, Split
-from engine.evaluation import classification_metrics, predict
+from engine.toolkit.data import Dataset, Split
+from engine.toolkit.evaluation import classification_metrics, predict
 
 
 @dataclass(frozen=True)
@@ -76,7 +76,7 @@ def train_classifier(model, tokenizer, data: Dataset, s: TrainSettings, ctx,
     import torch
     from transformers import get_linear_schedule_with_warmup
 
-    from engine.runner import JobCancelled
+    from engine.toolkit.contract import JobCancelled
 
     torch.manual_seed(s.seed)
     rng = np.random.RandomState(s.seed)

@@ -1,4 +1,4 @@
-"""Distillation machinery shared by the distill method (engine/methods/distill.py): building
+"""Distillation machinery shared by the distill method (engine/methods/distill/): building
 the student (a subset of the teacher's layers, a smaller shape cut from the teacher, or another
 checkpoint with the same tokenizer) and the loss (softened KL to the teacher's logits, label
 cross-entropy, hidden-state and attention-map matching).
@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any
 
-from engine.config import LabError
+from engine.toolkit.config import LabError
 
 if TYPE_CHECKING:
     from engine.methods.distill import DistillConfig
@@ -156,7 +156,7 @@ def _load_checkpoint_student(model_id: str, eager_attention: bool, label_names, 
                              texts: list[str]):
     """Load `model_id` as a student classifier; refuse it unless it tokenizes like the teacher
     (both models read the same token ids)."""
-    from engine.models import load_classifier, load_tokenizer, read_meta, resolve
+    from engine.toolkit.checkpoints import load_classifier, load_tokenizer, read_meta, resolve
 
     ref = resolve(model_id.strip())
     if ref.source == "preset":
@@ -195,7 +195,7 @@ def soft_target_loss(student_logits, teacher_logits, temperature: float):
 def make_loss(cfg: DistillConfig, teacher, student, layer_map: list[int], n_train: int,
               device: str):
     """The distillation loss as a `loss_fn(student, batch, labels, idx) -> scalar` for
-    engine.training, with `.extra_params` (the projection, if any) and `.parts` (running
+    engine.toolkit.training, with `.extra_params` (the projection, if any) and `.parts` (running
     means of each term, for the job's notes).
 
     The teacher's logits are cached by training example (the teacher is fixed), so only the

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from engine.config import MethodConfig, param
-from engine.registry import register
+from engine.methods.registry import register
+from engine.toolkit.config import MethodConfig, param
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ between models (A B, B A, A B, ...) so that drift in machine load hits them alik
 A model can run eager or compiled (torch.compile); a ratio is meaningful only between models
 under the same runtime, so a compiled model is compared with its parent compiled too, and the
 parent's own compile gain is reported apart (`timed_models` and `speed_metrics` below, called by
-engine/runner.py).
+engine/runner/).
 """
 
 from __future__ import annotations
@@ -68,7 +68,7 @@ def measure(models: dict[str, Timed], tokenizer, texts: list[str], batch_sizes: 
     """
     import torch
 
-    from engine.device import synchronize
+    from engine.toolkit.device import synchronize
 
     results: dict[str, list[dict]] = {name: [] for name in models}
     if any(t.runtime == "compiled" for t in models.values()):

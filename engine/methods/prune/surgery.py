@@ -1,6 +1,6 @@
 """Pruning surgery on BERT-style encoders: physical head removal, layer dropping, magnitude
 sparsity, 2:4 masks, and rebuilding a pruned checkpoint from disk (which heads to remove is
-scored in engine/head_importance.py).
+scored in engine/methods/prune/importance.py).
 
 Head numbers are always those of the ORIGINAL model (`config.num_attention_heads` heads per
 layer); `config.pruned_heads` maps a layer index to the original numbers of its removed heads,
@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from engine.config import LabError
+from engine.toolkit.config import LabError
 
 # ------------------------------------------------------------------------ structure
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from engine.config import MethodConfig, param
-from engine.registry import register
+from engine.methods.registry import register
+from engine.toolkit.config import MethodConfig, param
 
 
 @dataclass(frozen=True)
@@ -39,8 +39,8 @@ class FinetuneConfig(MethodConfig):
 @register(FinetuneConfig)
 def apply(cfg: FinetuneConfig, ctx):
     """Train the input model (a new head when it has none) and keep the best validation step."""
-    from engine.runner import Produced
-    from engine.training import TrainSettings, train_classifier
+    from engine.toolkit.contract import Produced
+    from engine.toolkit.training import TrainSettings, train_classifier
 
     ctx.progress(0.0, "loading the model", force=True)
     model = ctx.load_input(require_head=False)

@@ -1,4 +1,4 @@
-"""Quantization machinery shared by the quantize method (engine/methods/quantize.py): which
+"""Quantization machinery shared by the quantize method (engine/methods/quantize/): which
 layers get quantized, torchao imported quietly, int8 embedding tables that dequantize only the
 rows a lookup gathers, calibration of static activation scales, and saving / reloading a
 quantized model as safetensors (torchao's flattening of its tensor subclasses, no pickle).
@@ -222,7 +222,7 @@ def load_quantized(path: Path, meta: dict[str, Any], eager_attention: bool = Fal
     import torch
     from safetensors import safe_open
 
-    from engine.pruning import skeleton
+    from engine.methods.prune.surgery import skeleton
 
     import_torchao()
     from torchao.prototype.safetensors.safetensors_support import unflatten_tensor_state_dict

@@ -1,0 +1,78 @@
+"""Parent comparison step: is the input a comparable classifier, its accuracy on the same
+test split, the accuracy delta, the size ratio, and why a model is not faster."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from engine.runner.evaluating import evaluate
+from engine.toolkit.contract import JobContext
+from storage import jobs as store
+
+SLOW_SPEEDUP = 1.1  # below this paired speedup a method's "why not faster" note is shown
+
+
+def compare_with_parent(metrics: dict[str, Any], ctx: JobContext, parent_model, ecfg,
+                         size_mb: float | None, slow_note: str | None,
+                         busy: str | None) -> None:
+    """Add the parent's accuracy, the accuracy delta/retained, the size ratio, and why the
+    model is not faster when a paired speedup is below SLOW_SPEEDUP (`metrics` already holds
+    the paired speedups)."""
+    from engine.toolkit import checkpoints as M
+    from engine.toolkit.timing import ratios
+
+    slow = {bs: x for bs, x in metrics["speedup_vs_parent"].items() if x < SLOW_SPEEDUP}
+    if slow and (slow_note or busy):
+        metrics["why_not_faster"] = " ".join(
+            filter(None, [f"Not faster here ({ratios(slow)}).", busy, slow_note]))
+    if busy:
+        metrics["speed_summary"] += " " + busy
+    parent_size = M.weights_size_mb(ctx.input_ref.path)
+    if parent_size and size_mb:
+        metrics["size_ratio_vs_parent"] = round(parent_size / size_mb, 3)
+    parent_acc = _parent_accuracy(ctx, parent_model, ecfg)
+    if parent_acc is not None:
+        metrics["parent_accuracy"] = parent_acc
+        metrics["accuracy_delta_vs_parent"] = round(metrics["accuracy"] - parent_acc, 5)
+        if parent_acc > 0:
+            metrics["accuracy_retained"] = round(metrics["accuracy"] / parent_acc, 5)
+
+
+def is_classifier_with_same_labels(ctx: JobContext) -> bool:
+    """Pairing against the parent makes sense only when the parent is a classifier for the
+    same labels (not the base encoder a finetune starts from)."""
+    from engine.toolkit.checkpoints import read_meta
+
+    ref = ctx.input_ref
+    if ref.source == "preset":
+        return True
+    if ref.source == "hub":
+        return False
+    meta = read_meta(ref.path)
+    if meta.get("label_names"):
+        return meta["label_names"] == ctx.dataset.label_names
+    cfg = json.loads((Path(ref.path) / "config.json").read_text())
+    is_head = any(a.endswith("ForSequenceClassification") for a in cfg.get("architectures", []))
+    return is_head and cfg.get("num_labels", len(cfg.get("id2label", {}))) == \
+        ctx.dataset.num_labels
+
+
+def _parent_accuracy(ctx: JobContext, parent_model, ecfg) -> float | None:
+    """The parent's accuracy on the same test split: from its own stored evaluation when one
+    matches (same dataset and length), else measured now with the same harness."""
+    job = store.latest_metrics_for(ctx.job.model, ctx.job.dataset) if ctx.job.model else None
+    if job is None and ctx.input_ref.job_id is not None:
+        job = store.latest_metrics_for(f"job:{ctx.input_ref.job_id}", ctx.job.dataset)
+    m = job.metrics if job is not None else None
+    if (m is not None and m.seq_len == ecfg.max_length and m.accuracy is not None
+            and m.extra.get("test_examples") == _n_test(ctx, ecfg)):
+        return m.accuracy
+    metrics, _ = evaluate(ctx, parent_model, ctx.tokenizer, ctx.device, ecfg, True, (0.99, 0.99))
+    return metrics["accuracy"]
+
+
+def _n_test(ctx: JobContext, ecfg) -> int:
+    n = len(ctx.dataset.test)
+    return min(n, ecfg.test_limit) if ecfg.test_limit else n
