@@ -3,8 +3,8 @@
 import plotly.graph_objects as go
 import streamlit as st
 
-from engine.methods.prune import format_heads, parse_heads
 from engine.submit import submit
+from engine.toolkit.heads import format_heads, parse_heads
 from engine.worker import job_device
 from pages.ui import DATASETS, show_error
 from storage import jobs as store

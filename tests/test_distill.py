@@ -227,3 +227,12 @@ def test_compress_page_launches_distill() -> None:
     assert job.method == "distill" and job.model == "default"
     assert job.config["data"]["student_layers"] == [0, 2, 4]
     assert job.config["data"]["temperature"] == 4.0
+
+
+def test_student_records_which_teacher_layers_it_kept(tiny_model_dir) -> None:
+    """The Attention page lines student layer i up with teacher layer kept_layers[i]."""
+    t = teacher(tiny_model_dir)
+    student, layers = build_student(cfg("student_layers=[1]"), t)
+    assert student.config.kept_layers == [1] and student.config.original_layers == 2
+    random_shape, _ = build_student(cfg("student=shape", "init=random", "student_layers=1"), t)
+    assert not getattr(random_shape.config, "kept_layers", None)

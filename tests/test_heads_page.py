@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from engine.methods.prune import parse_heads
+from engine.toolkit.heads import parse_heads
 from storage import jobs as store
 from tests.test_pages import app
 

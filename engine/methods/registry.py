@@ -2,7 +2,7 @@
 
 A method module defines one `MethodConfig` subclass and decorates its `apply` function with
 `@register(ThatConfig)`. `methods()` imports every module of the package once, so adding a
-method means adding one module, nothing else. Cheap to import (the modules import torch lazily).
+method means adding one package, nothing else. Cheap to import (the modules import torch lazily).
 """
 
 from __future__ import annotations
@@ -26,8 +26,6 @@ class MethodSpec:
     # of the same name; `register` picks them up):
     # why `cfg` cannot run on a worker described as `device` ("cpu (2 threads)", "cuda:...")
     availability: Callable[[MethodConfig, str], str | None] | None = None
-    # rebuild a saved model: load(path, meta, eager_attention=False) -> model
-    load: Callable[..., Any] | None = None
     # the method's own reasons a model it made is not faster: explain_slow(cfg, device,
     # metrics) -> str | None; the runner stores it when the paired speedup is small
     explain_slow: Callable[[MethodConfig, str, dict[str, Any]], str | None] | None = None
@@ -38,7 +36,10 @@ class MethodSpec:
     resources: Callable[[MethodConfig], dict[str, float]] | None = None
 
 
-HOOKS = ("availability", "load", "explain_slow", "check_input", "resources")
+HOOKS = ("availability", "explain_slow", "check_input", "resources")
+# How a saved model is rebuilt is not a hook: a method that changes the architecture registers
+# each kind of change it makes (engine.toolkit.architecture.register_change) when its package
+# is imported, and records the change in the model's lab_meta.json; the one loader replays it.
 _HANDLERS: dict[type[MethodConfig], MethodSpec] = {}
 
 

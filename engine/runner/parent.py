@@ -9,9 +9,8 @@ from typing import Any
 
 from engine.runner.evaluating import evaluate
 from engine.toolkit.contract import JobContext
+from engine.toolkit.timing import NOT_FASTER as SLOW_SPEEDUP  # the one "not faster" threshold
 from storage import jobs as store
-
-SLOW_SPEEDUP = 1.1  # below this paired speedup a method's "why not faster" note is shown
 
 
 def compare_with_parent(metrics: dict[str, Any], ctx: JobContext, parent_model, ecfg,
@@ -24,6 +23,8 @@ def compare_with_parent(metrics: dict[str, Any], ctx: JobContext, parent_model, 
     from engine.toolkit.timing import ratios
 
     slow = {bs: x for bs, x in metrics["speedup_vs_parent"].items() if x < SLOW_SPEEDUP}
+    if slow:
+        slow_note = _explain_slow(ctx, metrics) or slow_note
     if slow and (slow_note or busy):
         metrics["why_not_faster"] = " ".join(
             filter(None, [f"Not faster here ({ratios(slow)}).", busy, slow_note]))
@@ -38,6 +39,17 @@ def compare_with_parent(metrics: dict[str, Any], ctx: JobContext, parent_model, 
         metrics["accuracy_delta_vs_parent"] = round(metrics["accuracy"] - parent_acc, 5)
         if parent_acc > 0:
             metrics["accuracy_retained"] = round(metrics["accuracy"] / parent_acc, 5)
+
+
+def _explain_slow(ctx: JobContext, metrics: dict[str, Any]) -> str | None:
+    """The method's own causes (its spec's explain_slow hook), from the job's measured facts."""
+    from engine.methods.registry import config_from_json, get_method
+
+    spec = get_method(ctx.job.method)
+    if spec.explain_slow is None:
+        return None
+    cfg = config_from_json(ctx.job.method, ctx.job.config)
+    return spec.explain_slow(cfg, metrics.get("device") or ctx.device, metrics)
 
 
 def is_classifier_with_same_labels(ctx: JobContext) -> bool:

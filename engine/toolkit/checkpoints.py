@@ -17,7 +17,8 @@ from typing import Any
 from engine.toolkit.config import LabError
 from storage import jobs as store
 
-META_FILE = "lab_meta.json"  # written next to a saved model: how to rebuild it, provenance
+META_FILE = "lab_meta.json"  # next to a saved model: provenance, and its architecture
+# `changes` (engine/toolkit/architecture.py replays them)
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
@@ -191,12 +192,11 @@ def load_classifier(ref: ModelRef, num_labels: int | None = None,
         return AutoModelForSequenceClassification.from_config(config).eval()
 
     meta = read_meta(ref.path)
-    if meta.get("loader"):
-        from engine.methods.registry import get_method
+    if meta.get("changes") or meta.get("loader"):
+        # a compressed model: rebuilt by replaying its recorded architecture changes
+        from engine.toolkit.architecture import load_saved
 
-        spec = get_method(meta["loader"])
-        assert spec.load is not None, f"method {meta['loader']} saved a model it cannot load"
-        return spec.load(Path(ref.path), meta, eager_attention=eager_attention).eval()
+        return load_saved(Path(ref.path), meta, eager_attention=eager_attention)
 
     try:
         config = AutoConfig.from_pretrained(ref.path, trust_remote_code=False)

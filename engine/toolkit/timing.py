@@ -175,3 +175,5 @@ def busy_warning(device: str) -> str | None:
 def ratios(by_bs: dict[str, float]) -> str:
     """Speedups by batch size in words: "2.60x at batch 1, 3.30x at batch 32"."""
     return ", ".join(f"{x:.2f}x at batch {bs}" for bs, x in by_bs.items())
+
+NOT_FASTER = 1.1  # a paired speedup below this is "not faster": the method's explain_slow is asked

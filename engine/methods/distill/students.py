@@ -13,9 +13,13 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from engine.toolkit.config import LabError
+from engine.toolkit.losses import soft_target_loss
+
+__all__ = ["SHAPES", "build_student", "make_loss", "pick_layers", "soft_target_loss",
+           "uniform_map"]
 
 if TYPE_CHECKING:
-    from engine.methods.distill import DistillConfig
+    from engine.methods.distill.config import DistillConfig
 
 # Small BERT shapes of Turc et al. 2019 ("Well-Read Students Learn Better"): layers, hidden,
 # heads (hidden / 64), intermediate (4 x hidden).
@@ -145,6 +149,14 @@ def build_student(cfg: DistillConfig, teacher, eager_attention: bool = False,
             raise LabError(f"distill: student_shape {cfg.student_shape} has {layers} layers "
                            f"but student_layers lists {len(keep)}; give a count or matching "
                            f"list")
+    # Which teacher layers the student's are (the convention of prune's drop_layers, read by
+    # the Attention page): original numbers of the teacher's own original model.
+    original = list(getattr(tc, "kept_layers", None) or range(n))
+    if init == "truncate":
+        scfg.kept_layers = [int(original[i]) for i in keep]
+        scfg.original_layers = int(getattr(tc, "original_layers", None) or n)
+    else:
+        scfg.kept_layers = scfg.original_layers = None
     torch.manual_seed(cfg.seed)
     student = AutoModelForSequenceClassification.from_config(scfg, attn_implementation=attn)
     if init == "truncate":
@@ -162,7 +174,9 @@ def _load_checkpoint_student(model_id: str, eager_attention: bool, label_names, 
     if ref.source == "preset":
         raise LabError("distill: for an architecture student use student=shape; "
                        "student_model takes a trained checkpoint")
-    if ref.source != "hub" and read_meta(ref.path).get("loader"):
+    from engine.toolkit.architecture import inherited
+
+    if inherited(ref):
         raise LabError(f"distill: {model_id} is a {read_meta(ref.path).get('method')} output "
                        f"(not plain float weights); use a float checkpoint as the student")
     if tokenizer is not None:
@@ -179,17 +193,6 @@ def _load_checkpoint_student(model_id: str, eager_attention: bool, label_names, 
 
 
 # --------------------------------------------------------------------------- the loss
-
-
-def soft_target_loss(student_logits, teacher_logits, temperature: float):
-    """Hinton et al. 2015: KL(teacher || student) of the temperature-softened distributions,
-    times T^2 (keeps its gradients on the scale of the cross-entropy's). Logits [B, C]."""
-    import torch.nn.functional as F
-
-    T = temperature
-    return F.kl_div(F.log_softmax(student_logits.float() / T, -1),
-                    F.log_softmax(teacher_logits.float() / T, -1),
-                    reduction="batchmean", log_target=True) * T * T
 
 
 def make_loss(cfg: DistillConfig, teacher, student, layer_map: list[int], n_train: int,

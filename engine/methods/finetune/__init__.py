@@ -49,4 +49,8 @@ def apply(cfg: FinetuneConfig, ctx):
                              warmup_ratio=cfg.warmup_ratio, weight_decay=cfg.weight_decay,
                              eval_every=cfg.eval_every, patience=cfg.patience)
     info = train_classifier(model, ctx.tokenizer, ctx.dataset, settings, ctx, device=ctx.device)
-    return Produced(model=model, tokenizer=ctx.tokenizer, notes=info)
+    from engine.toolkit.architecture import chain
+
+    # a compressed input keeps its architecture changes: the output reloads the same way
+    return Produced(model=model, tokenizer=ctx.tokenizer, notes=info,
+                    meta={"changes": chain(ctx.input_ref)})

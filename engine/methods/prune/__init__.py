@@ -2,32 +2,39 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any
 
 from engine.methods.registry import register
+from engine.toolkit.architecture import register_change
 from engine.toolkit.config import ConfigError, LabError, MethodConfig, param
 from engine.toolkit.device import compute_capability
+from engine.toolkit.heads import format_heads, parse_heads
 
-HEAD = re.compile(r"^(\d+):(\d+)$")
-
-
-def parse_heads(text: str) -> dict[int, list[int]]:
-    """"0:3, 2:7 2:8" -> {0: [3], 2: [7, 8]} (layer:head pairs, original head numbers)."""
-    chosen: dict[int, set[int]] = {}
-    for item in text.replace(",", " ").split():
-        match = HEAD.match(item)
-        if not match:
-            raise ConfigError(f"prune: heads={text!r}: write LAYER:HEAD pairs separated by "
-                              f"commas, e.g. 0:3,2:7 ({item!r} is not one)")
-        chosen.setdefault(int(match[1]), set()).add(int(match[2]))
-    return {k: sorted(v) for k, v in sorted(chosen.items())}
+__all__ = ["PruneConfig", "apply", "availability", "explain_slow", "format_heads",
+           "parse_heads", "semi_structured_problem"]
 
 
-def format_heads(heads: dict[int, list[int]]) -> str:
-    return ",".join(f"{layer}:{h}" for layer, hs in sorted(heads.items()) for h in sorted(hs))
+def _rebuild_heads(model, change, saved_config):
+    from engine.methods.prune.surgery import rebuild_heads
 
+    return rebuild_heads(model, change, saved_config)
+
+
+def _finish_sparsified(model, change):
+    from engine.methods.prune.surgery import finish_sparsified
+
+    return finish_sparsified(model, change)
+
+
+# The architecture changes this method makes (engine/toolkit/architecture.py replays them):
+# heads_removed {"heads": {layer: [original heads]}} (the saved config's pruned_heads is what
+# is rebuilt); layers_dropped {"dropped", "kept"} (original numbers; config.json already has
+# the layer count, nothing to rebuild); sparsified {"pattern": "unstructured" | "2:4",
+# "semi_structured": bool} (zeros are in the weights; 2:4 goes to sparse kernels on a GPU).
+register_change("heads_removed", rebuild=_rebuild_heads)
+register_change("layers_dropped")
+register_change("sparsified", finish=_finish_sparsified)
 
 @dataclass(frozen=True)
 class PruneConfig(MethodConfig):
@@ -127,11 +134,39 @@ def availability(cfg: PruneConfig, device: str) -> str | None:
     return semi_structured_problem(device) if cfg.kind == "2:4" else None
 
 
-def load(path, meta: dict, eager_attention: bool = False):
-    """Rebuild a pruned model (heads per layer, layers) from its directory."""
-    from engine.methods.prune.surgery import load as load_pruned
+def explain_slow(cfg: PruneConfig, device: str, metrics: dict[str, Any]) -> str | None:
+    """This method's own reasons a pruned model is not faster, from the job's measured and
+    estimated facts (`metrics`: the job's metrics so far, with this method's notes)."""
+    ratio = metrics.get("estimated_compute_ratio")
+    if cfg.kind == "heads":
+        share = metrics.get("ffn_share_of_compute")
+        ffn = (f"the feed-forward block ({share:.0%} of the encoder's arithmetic at "
+               f"{cfg.max_length} tokens, estimated from this model's shape)"
+               if share is not None else "the feed-forward block")
+        return (f"Heads are only part of each layer: {ffn} is untouched, so the estimated "
+                f"arithmetic falls only {ratio or 1:.2f}x, and thinner attention matrices use "
+                f"the cores less well. For more speed, also drop layers (kind=layers).")
+    if cfg.kind == "layers":
+        return (f"Dropping layers cuts the estimated encoder arithmetic {ratio or 1:.2f}x, but "
+                f"the embeddings, the classifier and fixed per-call costs stay; at small "
+                f"batches those dominate the time.")
+    if cfg.kind == "unstructured":
+        return UNSTRUCTURED_NOTE
+    measured = metrics.get("semi_structured_speedup_vs_dense_fp16")
+    return ("2:4 kernels halve the multiply work but add indexing: at these batch sizes the "
+            "products are too small to gain"
+            + (f" (measured here: {measured} against the same weights dense in fp16)"
+               if measured else "")
+            + ". They pay off for large batches and wide layers. The speedup against the "
+              "parent also includes fp16 itself.")
 
-    return load_pruned(path, meta, eager_attention=eager_attention)
+
+UNSTRUCTURED_NOTE = (
+    "Unstructured zeros are still stored and still multiplied: dense matrix kernels (what "
+    "PyTorch runs on the CPU and the GPU) do the same work whatever the values, so latency "
+    "and file size stay the same. It pays only with sparse kernels at very high sparsity, or "
+    "once the weights are compressed for storage. For real speed, remove heads or layers "
+    "(kind=heads, kind=layers), or use 2:4 on a recent GPU.")
 
 
 @register(PruneConfig)
@@ -140,11 +175,17 @@ def apply(cfg: PruneConfig, ctx):
     against its parent. A score_only job stores the scores and returns no model."""
     from engine.methods.prune import surgery as P
     from engine.methods.prune.importance import lowest_heads
+    from engine.toolkit.architecture import chain
     from engine.toolkit.contract import Produced
 
     ctx.progress(0.0, "loading the model", force=True)
     model = ctx.load_input()
     seq = cfg.max_length
+    if cfg.kind == "heads" and not _plain_attention(model):
+        raise LabError("prune: the input's attention projections are factorised (a lowrank "
+                       "output); remove heads first and factorise afterwards (prune -> "
+                       "lowrank), or use kind=layers")
+    changes: list[dict[str, Any]] = []
     flops_before = P.encoder_flops_per_token(model.config, seq)
     params_before = sum(p.numel() for p in model.parameters())
     notes: dict[str, Any] = {"prune_kind": cfg.kind}
@@ -166,6 +207,8 @@ def apply(cfg: PruneConfig, ctx):
             raise LabError(f"prune: amount={cfg.amount} of {total} heads rounds to none; raise "
                            f"it to at least {0.5 / total:.3f} or pick heads")
         removed = P.remove_heads(model, chosen)
+        changes.append({"kind": "heads_removed",
+                        "heads": {str(k): v for k, v in chosen.items()}})
         left = P.heads_per_layer(model.config)
         notes.update(removed_heads={str(k): v for k, v in chosen.items()},
                      heads_per_layer=left)
@@ -189,7 +232,10 @@ def apply(cfg: PruneConfig, ctx):
         if not drop:
             raise LabError(f"prune: amount={cfg.amount} of {n} layers rounds to none; raise it"
                            f" to at least {0.5 / n:.2f} or list the layers")
+        original = list(getattr(model.config, "kept_layers", None) or range(n))
         kept = P.drop_layers(model, drop)
+        changes.append({"kind": "layers_dropped", "dropped": [int(original[i]) for i in drop],
+                        "kept": list(model.config.kept_layers)})
         notes.update(dropped_layers=drop, kept_layers=kept)
         how = "chosen by hand" if cfg.layers else f"the {cfg.layer_strategy} strategy"
         notes["explanation"] = (
@@ -203,6 +249,8 @@ def apply(cfg: PruneConfig, ctx):
         else:
             masks = P.two_four_masks(model)
         P.apply_masks(model, masks)
+        changes.append({"kind": "sparsified", "pattern": cfg.kind,
+                        "semi_structured": cfg.kind == "2:4"})
 
     if cfg.recovery_steps:
         notes.update(_recover(cfg, model, ctx, masks))
@@ -215,14 +263,8 @@ def apply(cfg: PruneConfig, ctx):
     if cfg.kind in ("heads", "layers"):
         notes["explanation"] += (f" Estimated encoder arithmetic at {seq} tokens: "
                                  f"{flops_before / flops_after:.2f}x less.")
-    if cfg.kind == "heads":
-        # Shown by the runner only when the measured speedup is small.
-        notes["if_not_faster"] = (
-            f"Heads are only part of each layer: the feed-forward block (about two thirds of "
-            f"a layer's compute at {seq} tokens) is untouched, so the arithmetic falls only "
-            f"{flops_before / flops_after:.2f}x, and small matrices use the cores less well. "
-            f"For more speed, also drop layers (kind=layers).")
-    meta: dict[str, Any] = {"loader": "prune"}
+    notes["ffn_share_of_compute"] = round(P.ffn_share(model.config, seq), 3)
+    meta: dict[str, Any] = {"loader": "prune", "changes": chain(ctx.input_ref, *changes)}
     device = None
     if cfg.kind == "2:4":
         notes.update(_semi_structured(model, ctx))
@@ -259,23 +301,14 @@ def _score(cfg: PruneConfig, model, ctx) -> tuple[Any, dict[str, Any]]:
 def _recover(cfg: PruneConfig, model, ctx, masks) -> dict[str, Any]:
     """Fine-tune the pruned model, optionally distilling from the unpruned parent; pruned
     weights (unstructured, 2:4) stay at zero."""
-    import torch
-    import torch.nn.functional as F
-
-    from engine.methods.distill.students import soft_target_loss
     from engine.methods.prune import surgery as P
+    from engine.toolkit.losses import recovery_loss
     from engine.toolkit.training import TrainSettings, train_classifier
 
     ctx.progress(0.2, "recovery: loading the unpruned parent", force=True)
     parent = ctx.load_input().eval() if cfg.distill_weight > 0 else None
-    t, w = cfg.temperature, cfg.distill_weight
-
-    def distill_loss(student, batch, labels, idx):
-        logits = student(**batch).logits
-        ce = F.cross_entropy(logits, labels)
-        with torch.no_grad():
-            target = parent(**batch).logits
-        return (1 - w) * ce + w * soft_target_loss(logits, target, t)
+    distill_loss = recovery_loss(parent, cfg.distill_weight, cfg.temperature) if parent \
+        else None
 
     settings = TrainSettings(lr=cfg.lr, max_steps=cfg.recovery_steps, batch_size=cfg.batch_size,
                              max_length=cfg.max_length, seed=cfg.seed, eval_every=cfg.eval_every)
@@ -298,14 +331,9 @@ def _sparsity_notes(cfg: PruneConfig, model, reached: dict[str, float]) -> dict[
             f"Set {reached['encoder_linear']:.1%} of the encoder's linear weights to zero "
             f"(smallest magnitudes, {cfg.scope} threshold; target {cfg.amount:.0%}), which is "
             f"{reached['all_params']:.1%} of all parameters. Every matrix keeps its shape.")
-        # Always true, so always shown; also given as the runner's if-not-faster note, which
-        # it puts after the measured ratios when the paired speedup is small.
-        notes["why_not_faster"] = notes["if_not_faster"] = (
-            "Unstructured zeros are still stored and still multiplied: dense matrix kernels "
-            "(what PyTorch runs on the CPU and the GPU) do the same work whatever the values, so"
-            " latency and file size stay the same. It pays only with sparse kernels at very "
-            "high sparsity, or once the weights are compressed for storage. For real speed, "
-            "remove heads or layers (kind=heads, kind=layers), or use 2:4 on a recent GPU.")
+        # Always true, so always shown (explain_slow gives the same when the runner finds
+        # the model not faster)
+        notes["why_not_faster"] = UNSTRUCTURED_NOTE
     else:
         notes["explanation"] = (
             f"In every group of 4 consecutive weights of the encoder's linear layers the 2 "
@@ -320,7 +348,7 @@ def _semi_structured(model, ctx) -> dict[str, Any]:
     import copy
 
     from engine.methods.prune import surgery as P
-    from engine.toolkit.timing import Timed, measure, speedups
+    from engine.toolkit.timing import NOT_FASTER, Timed, measure, speedups
 
     ctx.progress(0.95, "timing 2:4 kernels against dense fp16", force=True)
     dense = copy.deepcopy(model).half().to(ctx.device).eval()
@@ -333,10 +361,19 @@ def _semi_structured(model, ctx) -> dict[str, Any]:
     notes: dict[str, Any] = {"semi_structured_speedup_vs_dense_fp16": ratio,
                              "semi_structured_dense_left": left_dense,
                              "semi_structured_timing": "fp16, 128 tokens, paired"}
-    if max(ratio.values(), default=0) < 1.05:
-        notes["why_not_faster"] = (
-            f"2:4 kernels halve the multiply work but add indexing: at these batch sizes the "
-            f"products are too small to gain (measured {ratio} against the same weights "
-            f"dense in fp16). They pay off for large batches and wide layers. The speedup "
-            f"against the parent also includes fp16 itself.")
+    if max(ratio.values(), default=0) < NOT_FASTER:
+        notes["why_not_faster"] = explain_slow(
+            PruneConfig(kind="2:4"), ctx.device,
+            {"semi_structured_speedup_vs_dense_fp16": ratio})
     return notes
+
+
+def _plain_attention(model) -> bool:
+    """True when every attention projection is a single nn.Linear (head surgery slices them)."""
+    from torch import nn
+
+    from engine.methods.prune.surgery import encoder_layers
+
+    return all(isinstance(getattr(layer.attention.self, k), nn.Linear)
+               and isinstance(layer.attention.output.dense, nn.Linear)
+               for layer in encoder_layers(model) for k in ("query", "key", "value"))

@@ -20,6 +20,9 @@ import torch
 from torch import nn
 
 from engine.toolkit.config import LabError
+from engine.toolkit.heads import head_size, heads_per_layer, kept_heads, pruned_map
+
+__all__ = ["head_size", "heads_per_layer", "kept_heads", "pruned_map"]  # the grid, re-exported
 
 # ------------------------------------------------------------------------ structure
 
@@ -35,26 +38,6 @@ def encoder_layers(model) -> nn.ModuleList:
                        f"{type(model).__name__} has another layout: distill it into a BERT "
                        f"student first")
     return layers
-
-
-def head_size(config) -> int:
-    return config.hidden_size // config.num_attention_heads
-
-
-def pruned_map(config) -> dict[int, list[int]]:
-    """config.pruned_heads with int keys (JSON stores them as strings) and sorted heads."""
-    raw = getattr(config, "pruned_heads", None) or {}
-    return {int(k): sorted(int(h) for h in v) for k, v in raw.items() if v}
-
-
-def kept_heads(config, layer: int) -> list[int]:
-    """Original numbers of the heads a layer still has, in the order of its weights."""
-    gone = set(pruned_map(config).get(layer, []))
-    return [h for h in range(config.num_attention_heads) if h not in gone]
-
-
-def heads_per_layer(config) -> list[int]:
-    return [len(kept_heads(config, i)) for i in range(config.num_hidden_layers)]
 
 
 class _NoHeads:
@@ -273,54 +256,41 @@ def encoder_flops_per_token(config, seq_len: int) -> float:
     return total
 
 
-def skeleton(path: Path, eager_attention: bool = False):
-    """The model that config.json in `path` describes, cut to its recorded shape (heads per
-    layer; dropped layers are already gone from num_hidden_layers), with uninitialised weights
-    on the CPU for a state dict to fill. Non-persistent buffers (position ids) are set as the
-    model would set them. Every lab loader of a saved model starts here, so a model pruned and
-    then quantized reloads with its pruned shape."""
-    from transformers import AutoConfig, AutoModelForSequenceClassification
+def rebuild_heads(model, change: dict, saved_config):
+    """Replay of a heads_removed change: remove what the saved config.pruned_heads lists and
+    the model still has (idempotent, so a model pruned twice replays both at the first)."""
+    target = pruned_map(saved_config)
+    todo = {layer: [h for h in heads if h in kept_heads(model.config, layer)]
+            for layer, heads in target.items()}
+    remove_heads(model, {k: v for k, v in todo.items() if v})
+    return model
 
-    config = AutoConfig.from_pretrained(path, trust_remote_code=False)
-    config._attn_implementation = "eager" if eager_attention else "sdpa"
-    pruned = pruned_map(config)
-    config.pruned_heads = {}
-    with torch.device("meta"):  # no time spent initialising weights that are overwritten
-        model = AutoModelForSequenceClassification.from_config(
-            config, attn_implementation=config._attn_implementation)
-    model = model.to_empty(device="cpu")
-    remove_heads(model, pruned)
-    emb = model.base_model.embeddings
-    with torch.no_grad():
-        if hasattr(emb, "position_ids"):
-            emb.position_ids.copy_(torch.arange(emb.position_ids.shape[-1]).expand(1, -1))
-        if hasattr(emb, "token_type_ids"):
-            emb.token_type_ids.zero_()
+
+def finish_sparsified(model, change: dict):
+    """Replay of a sparsified change after the weights load: 2:4 weights go to the GPU's
+    semi-structured kernels when one is there (zeros are already in the weights)."""
+    if change.get("semi_structured") and torch.cuda.is_available():
+        model = model.cuda()
+        to_semi_structured(model)
     return model
 
 
 def load(path: Path, meta: dict, eager_attention: bool = False):
-    """Rebuild a pruned checkpoint: the skeleton of its recorded shape, then the safetensors
-    weights."""
-    from safetensors.torch import load_file
+    """A pruned checkpoint through the lab's one loader (a folder saved before change lists
+    is read as a prune output)."""
+    from engine.toolkit.architecture import load_saved
 
-    model = skeleton(path, eager_attention)
-    state = {}
-    for f in sorted(Path(path).glob("*.safetensors")):
-        state.update(load_file(str(f)))
-    missing, unexpected = model.load_state_dict(state, strict=False)
-    # Non-persistent buffers (position ids) are not saved: skeleton() set them.
-    real_missing = [k for k in missing if not k.endswith(("position_ids", "token_type_ids"))]
-    if real_missing or unexpected:
-        raise LabError(f"{path}: the pruned checkpoint does not match its config (missing "
-                       f"{real_missing[:3]}, unexpected {unexpected[:3]}); re-run the job")
-    if meta.get("semi_structured") and torch.cuda.is_available():
-        model = model.cuda()
-        to_semi_structured(model)
-    return model.eval()
+    return load_saved(path, {"loader": "prune", **meta}, eager_attention=eager_attention)
 
 
 def timed(fn: Callable[[], Any]) -> tuple[Any, float]:
     start = time.perf_counter()
     out = fn()
     return out, time.perf_counter() - start
+
+
+def ffn_share(config, seq_len: int) -> float:
+    """Share of the encoder's arithmetic (encoder_flops_per_token) in the feed-forward blocks."""
+    total = encoder_flops_per_token(config, seq_len)
+    ffn = 2 * 2 * config.hidden_size * config.intermediate_size * config.num_hidden_layers
+    return ffn / total if total else 0.0

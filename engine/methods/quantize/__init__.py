@@ -8,8 +8,9 @@ and bf16 use the tensor cores; weight-only int8/int4 shrink the weights read fro
 limits small batches); fp8 needs Hopper-class (sm89+) tensor cores.
 
 The saved model keeps its integer data and scales in safetensors (torchao's flattening of its
-tensor subclasses) and reloads through `load` below. The machinery (int8 embeddings,
-calibration, saving and reloading) is in engine/methods/quantize/torchao_support.py.
+tensor subclasses); it records a `quantized` architecture change that the lab's one loader
+(engine/toolkit/architecture.py) replays with the readers registered below. The machinery
+(int8 embeddings, calibration, saving and reloading) is in torchao_support.py beside it.
 """
 
 from __future__ import annotations
@@ -21,13 +22,16 @@ from typing import Any
 from engine.methods.quantize.torchao_support import (
     calibrate,
     calibration_texts,
+    finish_quantized,
     import_torchao,
     is_body_linear,
-    load_quantized,
     quantize_embeddings,
+    read_quantized,
+    rebuild_quantized,
     save_quantized,
 )
 from engine.methods.registry import register
+from engine.toolkit.architecture import register_change
 from engine.toolkit.config import MethodConfig, param
 from engine.toolkit.device import compute_capability
 
@@ -35,6 +39,11 @@ SCHEMES = ("int8-dynamic", "int8-static", "bf16", "fp16", "int8-weight-only",
            "int4-weight-only", "fp8")
 CPU_SCHEMES = ("int8-dynamic", "int8-static", "bf16")
 FLOAT_SCHEMES = {"bf16": "bfloat16", "fp16": "float16"}
+
+# {"kind": "quantized", "scheme", "dtype" (of the float parts), "embeddings" (int8 tables)}:
+# always the last change of a chain (a quantized model is not compressed further)
+register_change("quantized", rebuild=rebuild_quantized, read_state=read_quantized,
+                finish=finish_quantized)
 
 
 @dataclass(frozen=True)
@@ -94,15 +103,15 @@ def availability(cfg: QuantizeConfig, device: str) -> str | None:
                     "slower than fp32 there",
             "int8-weight-only": "int8 weight-only pays off on GPUs, where small batches wait on "
                                 "reading weights from memory; on the CPU the weights are "
-                                "converted back to float for every matmul (measured slower than "
-                                "fp32: 277 vs 259 ms at batch 32)",
+                                "converted back to float for every matmul, so it runs no faster "
+                                "than fp32",
             "int4-weight-only": "int4 weight-only needs a CUDA GPU (its tinygemm kernel is a "
                                 "GPU kernel, sm80 or newer)",
             "fp8": "fp8 needs an NVIDIA GPU with fp8 tensor cores (Hopper sm90, or Ada sm89)",
         }[s]
         return (f"{why}; the worker here runs on {device}. Use scheme=int8-dynamic (int8 "
-                f"matmuls on the CPU, about 3x faster; add embeddings=true for a 4x smaller "
-                f"file) or scheme=bf16.")
+                f"matmuls on the CPU; add embeddings=true for a file about 4x smaller) or "
+                f"scheme=bf16.")
     sm = compute_capability(device) or 0
     if s == "fp8" and sm < 89:
         return (f"fp8 needs fp8 tensor cores (sm89 Ada or sm90 Hopper); this GPU is sm{sm} "
@@ -173,8 +182,11 @@ def quantize_model(model, cfg: QuantizeConfig, act_scales: dict[str, Any] | None
 
 
 def load(path: Path, meta: dict[str, Any], eager_attention: bool = False):
-    """Rebuild a model this method saved (on the CPU; the caller moves it)."""
-    return load_quantized(path, meta, eager_attention=eager_attention)
+    """A model this method saved, through the lab's one loader (on the CPU; the caller moves
+    it); a folder saved before change lists is read as a quantize output."""
+    from engine.toolkit.architecture import load_saved
+
+    return load_saved(path, {"loader": "quantize", **meta}, eager_attention=eager_attention)
 
 
 # ------------------------------------------------------------------------------ explanations
@@ -241,9 +253,9 @@ def explain(model, cfg: QuantizeConfig, act_scales: dict[str, Any] | None = None
     return " ".join(parts)
 
 
-def _if_not_faster(cfg: QuantizeConfig, device: str) -> str:
-    """Why this scheme may not beat its parent here (the runner keeps it only when it did
-    not)."""
+def explain_slow(cfg: QuantizeConfig, device: str, metrics: dict[str, Any]) -> str | None:
+    """Why this scheme may not beat its parent on `device` (the runner asks only when a paired
+    speedup is small; `metrics` are the job's measured facts)."""
     s = cfg.scheme
     if not device.startswith("cuda"):
         if s == "bf16":
@@ -266,15 +278,20 @@ def _if_not_faster(cfg: QuantizeConfig, device: str) -> str:
 
 
 # ------------------------------------------------------------------------------ apply
-# (last: `@register` reads the module-level hooks `availability` and `load` when it runs)
+# (last: `@register` reads the module-level hooks `availability` and `explain_slow` when it
+# runs)
 
 
 @register(QuantizeConfig)
 def apply(cfg: QuantizeConfig, ctx):
     """Quantize the input model in memory; the runner saves, reloads, evaluates and times it."""
+    from engine.toolkit.architecture import chain, has_kind
+    from engine.toolkit.config import LabError
     from engine.toolkit.contract import Produced
-    from engine.toolkit.device import describe
 
+    if has_kind(chain(ctx.input_ref), "quantized"):
+        raise LabError(f"quantize: {ctx.job.model} is quantized already; quantize its float "
+                       f"parent instead")
     ctx.progress(0.0, "loading the model", force=True)
     model = ctx.load_input()
     ctx.progress(0.1, f"quantizing ({cfg.scheme})", force=True)
@@ -286,11 +303,13 @@ def apply(cfg: QuantizeConfig, ctx):
     quantize_model(model, cfg, act_scales)
     ctx.progress(0.9, "quantized", force=True)
     runtime = cfg.resolved_runtime()
+    change = {"kind": "quantized", "scheme": cfg.scheme, "dtype": _float_dtype_name(cfg.scheme),
+              "embeddings": cfg.embeddings}
     meta = {"loader": "quantize", "scheme": cfg.scheme, "embeddings": cfg.embeddings,
-            "dtype": _float_dtype_name(cfg.scheme), "runtime": runtime}
+            "dtype": _float_dtype_name(cfg.scheme), "runtime": runtime,
+            "changes": chain(ctx.input_ref, change)}
     notes = {"scheme": cfg.scheme, "runtime": runtime,
-             "explanation": explain(model, cfg, act_scales, len(texts)),
-             "if_not_faster": _if_not_faster(cfg, describe(ctx.device))}
+             "explanation": explain(model, cfg, act_scales, len(texts))}
     if act_scales is not None:
         notes["calibration_examples"] = len(texts)
     holder = [model]  # dropped once saved: the runner reloads the model from disk

@@ -215,35 +215,36 @@ def save_quantized(model, tokenizer, out_dir: Path) -> None:
               metadata=metadata)
 
 
-def load_quantized(path: Path, meta: dict[str, Any], eager_attention: bool = False):
-    """Rebuild a model saved by `save_quantized` (on the CPU; the caller moves it). `meta` is
-    the model directory's lab metadata: `dtype` of the float parts, `embeddings` (int8
-    tables to wrap again)."""
+def rebuild_quantized(model, change: dict[str, Any], saved_config):
+    """Replay of a quantized change before the weights load: the float parts in the saved
+    dtype, no gradients (the integer weights are assigned in by `read_quantized`)."""
     import torch
-    from safetensors import safe_open
 
-    from engine.methods.prune.surgery import skeleton
+    model = model.to(getattr(torch, change.get("dtype") or "float32"))
+    model.requires_grad_(False)
+    return model
+
+
+def read_quantized(path: Path, change: dict[str, Any]) -> dict[str, Any]:
+    """The state dict of a folder saved by `save_quantized`: torchao tensor subclasses rebuilt
+    from their flattened safetensors parts (plain tensors for bf16/fp16 without int8 tables)."""
+    from safetensors import safe_open
 
     import_torchao()
     from torchao.prototype.safetensors.safetensors_support import unflatten_tensor_state_dict
 
-    dtype = getattr(torch, meta.get("dtype", "float32"))
-    # the saved shape (a pruned parent's heads too), then the integer weights assigned in
-    model = skeleton(path, eager_attention).to(dtype).eval()
     with safe_open(str(Path(path) / WEIGHTS_FILE), framework="pt") as f:
         metadata = f.metadata() or {}
         tensors = {k: f.get_tensor(k) for k in f.keys()}
-    if "tensor_names" in metadata:
-        state, leftover = unflatten_tensor_state_dict(tensors, metadata)
-        assert not leftover, f"unexpected tensors in {path}: {sorted(leftover)[:5]}"
-    else:  # bf16 / fp16 without int8 embeddings: plain tensors
-        state = tensors
-    model.requires_grad_(False)
-    missing, unexpected = model.load_state_dict(state, strict=False, assign=True)
-    # non-persistent buffers (position ids) are rebuilt by the model itself, never saved
-    persistent = set(model.state_dict())
-    assert not unexpected and not (set(missing) & persistent - set(state)), \
-        f"{path}: weights do not match the model (missing {missing[:5]}, extra {unexpected[:5]})"
-    if meta.get("embeddings"):
+    if "tensor_names" not in metadata:
+        return tensors
+    state, leftover = unflatten_tensor_state_dict(tensors, metadata)
+    assert not leftover, f"unexpected tensors in {path}: {sorted(leftover)[:5]}"
+    return state
+
+
+def finish_quantized(model, change: dict[str, Any]):
+    """Replay after the weights load: int8 embedding tables gather rows before dequantizing."""
+    if change.get("embeddings"):
         _gather_rows_first(model)
-    return model.eval()
+    return model
