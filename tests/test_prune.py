@@ -267,3 +267,58 @@ def test_two_four_on_the_gpu(tiny_model_dir, tiny_csv) -> None:
     m = job["metrics"]
     assert m["sparsity"] == pytest.approx(0.5, abs=0.01)
     assert m["semi_structured_speedup_vs_dense_fp16"]
+
+
+def _importance_by_hand(model, tok, texts, labels) -> list[list[float]]:
+    """Michel et al. eq. 2 one example at a time: mean over x of |dL(x)/dgate_h|, then each
+    layer's scores divided by their L2 norm."""
+    h = model.config.num_attention_heads
+    layers = P.encoder_layers(model)
+    total = [torch.zeros(h) for _ in layers]
+    for text, y in zip(texts, labels):
+        gates = [torch.ones(h, requires_grad=True) for _ in layers]
+
+        def gate(i, gates=gates):
+            def hook(module, args, out):
+                b, t, _ = out[0].shape
+                return ((out[0].view(b, t, h, -1) * gates[i].view(1, 1, h, 1)).view(b, t, -1),
+                        *out[1:])
+            return hook
+
+        handles = [layer.attention.self.register_forward_hook(gate(i))
+                   for i, layer in enumerate(layers)]
+        batch = tok([text], truncation=True, max_length=32, return_tensors="pt")
+        loss = torch.nn.functional.cross_entropy(model(**batch).logits, torch.tensor([y]))
+        for i, g in enumerate(torch.autograd.grad(loss, gates)):
+            total[i] += g.abs()
+        for handle in handles:
+            handle.remove()
+    return [(t / len(texts) / (t / len(texts)).norm()).tolist() for t in total]
+
+
+def test_gradient_importance_is_per_example_and_ignores_batch_size(tiny_model_dir,
+                                                                   tiny_csv) -> None:
+    from engine.toolkit.data import load_dataset
+
+    data = load_dataset(f"csv:{tiny_csv}")
+    model = tiny(tiny_model_dir)
+    tok = tiny_model_tokenizer(tiny_model_dir)
+    texts, labels = data.train.texts[:16], data.train.labels[:16]
+    by_hand = _importance_by_hand(model, tok, texts, labels)
+    one = HI.head_importance(model, tok, texts, labels, "gradient", max_length=32, batch_size=1)
+    eight = HI.head_importance(model, tok, texts, labels, "gradient", max_length=32,
+                               batch_size=8)
+    for row_hand, row_one, row_eight in zip(by_hand, one, eight):
+        assert row_one == pytest.approx(row_hand, abs=1e-5)
+        assert row_eight == pytest.approx(row_one, abs=1e-5)
+
+
+def test_explain_slow_estimates_from_the_model(tiny_model_dir) -> None:
+    from engine.methods.prune import explain_slow
+
+    model = tiny(tiny_model_dir)
+    share = P.ffn_share(model.config, 32)
+    assert 0 < share < 1
+    why = explain_slow(PruneConfig(max_length=32), "cpu (2 threads)",
+                       {"estimated_compute_ratio": 1.234, "ffn_share_of_compute": share})
+    assert f"{share:.0%}" in why and "1.23x" in why and "ms" not in why

@@ -14,8 +14,9 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from engine.methods.prune.surgery import encoder_layers, head_size, heads_per_layer, kept_heads
+from engine.methods.prune.surgery import encoder_layers
 from engine.toolkit.config import LabError
+from engine.toolkit.heads import head_size, heads_per_layer, kept_heads
 
 Scores = list[list[float | None]]  # [layers][original heads]; None: head already removed
 
@@ -52,9 +53,12 @@ def head_importance(model, tokenizer, texts: list[str], labels: list[int], metho
                     progress: Callable[[float], None] | None = None) -> Scores:
     """Importance of every head, normalised per layer.
 
-    gradient: Michel et al. 2019: the absolute gradient of the classification loss with
-    respect to a per-head gate (all ones) on each head's output, summed over batches of
-    `texts` and divided by their count. magnitude: the L2 norm of the head's query, key,
+    gradient: Michel et al. 2019, eq. 2: for each example x, the absolute gradient of its own
+    classification loss L(x) with respect to a per-head gate (all ones) on each head's
+    output, |dL(x)/dgate_h|, then the mean over `texts`. Each example has its own gates, so
+    one backward pass per batch gives every example's gradient, and the scores do not depend
+    on `batch_size` (the absolute value of a batch-summed gradient would: signs cancel).
+    magnitude: the L2 norm of the head's query, key,
     value rows and output columns. random: uniform, from `seed` (a baseline).
     """
     layers = encoder_layers(model)
@@ -80,7 +84,7 @@ def head_importance(model, tokenizer, texts: list[str], labels: list[int], metho
 
 def _gradient_importance(model, layers, counts, tokenizer, texts, labels, max_length,
                          batch_size, device, progress) -> list[torch.Tensor]:
-    gates = [torch.ones(n, device=device, requires_grad=True) for n in counts]
+    gates: list[torch.Tensor] = [torch.zeros(0) for _ in counts]  # [B, n] per layer, per batch
 
     def gate_hook(i: int):
         def hook(module, args, output):
@@ -89,8 +93,8 @@ def _gradient_importance(model, layers, counts, tokenizer, texts, labels, max_le
                 return None
             out = output[0]  # [B, T, n * d]
             b, t, _ = out.shape
-            gated = (out.view(b, t, n, -1) * gates[i].view(1, 1, n, 1)).view(b, t, -1)
-            return (gated, *output[1:])
+            g = gates[i].view(b, 1, n, 1).to(out.dtype)
+            return ((out.view(b, t, n, -1) * g).view(b, t, -1), *output[1:])
         return hook
 
     handles = [layer.attention.self.register_forward_hook(gate_hook(i))
@@ -104,16 +108,21 @@ def _gradient_importance(model, layers, counts, tokenizer, texts, labels, max_le
     total = [torch.zeros(n, device=device) for n in counts]
     try:
         for start in range(0, len(texts), batch_size):
-            batch = tokenizer(texts[start:start + batch_size], padding=True, truncation=True,
-                              max_length=max_length, return_tensors="pt").to(device)
+            chunk = texts[start:start + batch_size]
+            batch = tokenizer(chunk, padding=True, truncation=True, max_length=max_length,
+                              return_tensors="pt").to(device)
             y = torch.tensor(labels[start:start + batch_size], device=device)
+            for i, n in enumerate(counts):  # one gate per example and head: [B, n]
+                gates[i] = torch.ones(len(chunk), n, device=device, requires_grad=True)
+            # the sum of per-example losses: example b's loss is the only one that reaches
+            # its own gates, so gates[i].grad[b] = dL(x_b)/dgate
             loss = nn.functional.cross_entropy(model(**batch).logits.float(), y,
                                                reduction="sum")
-            grads = torch.autograd.grad(loss, [g for g in gates if g.numel()])
-            it = iter(grads)
+            live = [g for g in gates if g.numel()]
+            grads = iter(torch.autograd.grad(loss, live)) if live else iter(())
             for i, g in enumerate(gates):
                 if g.numel():
-                    total[i] += next(it).abs()
+                    total[i] += next(grads).abs().sum(0)
             if progress:
                 progress(min(1.0, (start + batch_size) / len(texts)))
     finally:
