@@ -154,7 +154,9 @@ def apply(cfg: LowRankConfig, ctx):
     change = {"kind": "factorised", "target": cfg.target,
               "modules": [{k: r[k] for k in ("layer", "module", "rank")} for r in records]}
     return Produced(model=model, tokenizer=ctx.tokenizer, notes=notes,
-                    meta={"changes": chain(ctx.input_ref, change)})
+                    # "loader" only names the method (an export says the folder needs the
+                    # lab's loader); "changes" is what the loader replays
+                    meta={"loader": "lowrank", "changes": chain(ctx.input_ref, change)})
 
 
 def _recover(cfg: LowRankConfig, model, ctx) -> dict[str, Any]:
