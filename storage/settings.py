@@ -53,6 +53,11 @@ SETTINGS: tuple[Setting, ...] = (
         "`1`: the dashboard queues the default teacher's finetune when it is missing; `0`: not.",
     ),
     Setting(
+        "LAB_TIMING_RUNTIMES",
+        "eager,compiled",
+        "Runtimes every evaluated model is timed under (besides its own); `eager` skips compiling.",
+    ),
+    Setting(
         "LAB_WORKER_AUTOSTART",
         "1",
         "`1`: the dashboard starts a background worker when none is alive; `0`: it does not.",
@@ -137,3 +142,9 @@ def build_teacher() -> bool:
 
 def worker_autostart() -> bool:
     return _flag("LAB_WORKER_AUTOSTART")
+
+
+def timing_runtimes() -> list[str] | None:
+    """The runtimes LAB_TIMING_RUNTIMES allows (comma-separated); None: all configured."""
+    raw = _get("LAB_TIMING_RUNTIMES")
+    return [r.strip() for r in raw.split(",") if r.strip()] if raw else None

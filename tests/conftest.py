@@ -14,6 +14,8 @@ os.environ["LAB_WORKER_AUTOSTART"] = "0"
 # this off they cannot queue a 10-minute teacher build into a later test's database.
 os.environ["LAB_BUILD_TEACHER"] = "0"
 os.environ["HF_HUB_OFFLINE"] = "1"
+# compiling every model for timing takes seconds each; tests that need it set it back
+os.environ.setdefault("LAB_TIMING_RUNTIMES", "eager")
 
 ROOT = Path(__file__).resolve().parent.parent
 

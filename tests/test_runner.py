@@ -29,6 +29,10 @@ def test_finetune_then_evaluate(tiny_model_dir, tiny_csv) -> None:
     assert m["size_mb"] > 0 and m["params"] > 0 and m["seq_len"] == 32
     assert {r["batch_size"] for r in m["latency"]} == {1, 32}
     assert m["speedup_vs_parent"].keys() == {"1", "32"}, "paired against its parent classifier"
+    assert all(r["runs"] >= 30 and r["iqr_ms"] >= 0 for r in m["latency"]), "spread stored"
+    for bs, (lo, hi) in m["speedup_vs_parent_ci"].items():
+        assert lo <= m["speedup_vs_parent"][bs] <= hi
+    assert m["speedup_by_runtime"]["eager"] == m["speedup_vs_parent"]
     assert "accuracy_delta_vs_parent" in m and "size_ratio_vs_parent" in m
     assert len(store.predictions(ft["id"])) == 16
     ev = run(submit("evaluate", model=ft["output_model"], dataset=f"csv:{tiny_csv}",

@@ -18,8 +18,15 @@ import shutil
 import traceback
 from pathlib import Path
 
-from engine.runner.evaluating import evaluate, evaluate_config_for
-from engine.runner.parent import compare_with_parent, is_classifier_with_same_labels
+from engine.runner.evaluating import (
+    evaluate,
+    evaluate_config_for,
+    measures_accuracy,
+    pair_with,
+    time_models,
+    timing_lengths,
+)
+from engine.runner.parent import compare_with_parent, is_classifier_with_same_labels, timing_trust
 from engine.runner.saving import job_dir, save_and_reload, versions
 from engine.toolkit.config import ConfigError, LabError
 from engine.toolkit.contract import JobCancelled, JobContext
@@ -80,7 +87,15 @@ def _run(job: Job, device: str, partial: Path, out_dir: Path) -> str:
     from engine.methods.registry import config_from_json, get_method
     from engine.toolkit import checkpoints as M
     from engine.toolkit.device import describe
-    from engine.toolkit.timing import busy_warning, measure, speed_metrics, timed_models
+    from engine.toolkit.timing import (
+        busy_warning,
+        by_role,
+        latency_rows,
+        speed_metrics,
+        sweep_table,
+        timed_models,
+        timing_runtimes,
+    )
 
     spec = get_method(job.method)
     cfg = config_from_json(job.method, job.config)
@@ -93,7 +108,11 @@ def _run(job: Job, device: str, partial: Path, out_dir: Path) -> str:
     if reason:
         raise ConfigError(reason)
 
-    produced = spec.apply(cfg, ctx.span(0.0, 0.8)) if spec.config.produces_model else None
+    if spec.config.produces_model:
+        produced = spec.apply(cfg, ctx.span(0.0, 0.8))
+    else:  # a method that only measures may do its own part first (seqlen's split)
+        produced = None
+        spec.apply(cfg, ctx.span(0.0, 0.4))
     ctx.span(0.0, 1.0)
     if spec.config.produces_model and produced is None:
         # the method chose to make no model (prune score_only): its notes are the whole
@@ -104,6 +123,7 @@ def _run(job: Job, device: str, partial: Path, out_dir: Path) -> str:
         return "done"
     accuracy_meaningful = ctx.input_ref.source != "preset"  # random presets: latency only
     parent_model = None
+    pair_id = pair_with(cfg)  # a model to time against instead of the parent (retime)
     if produced is not None:
         model, model_device = save_and_reload(ctx, cfg, ecfg, produced, partial)
         tokenizer = produced.tokenizer
@@ -115,9 +135,15 @@ def _run(job: Job, device: str, partial: Path, out_dir: Path) -> str:
         model = ctx.load_input()
         tokenizer = ctx.tokenizer
         size_mb = M.weights_size_mb(ctx.input_ref.path)
+    if pair_id:
+        parent_model = M.load_classifier(M.resolve(pair_id),
+                                         label_names=ctx.dataset.label_names).to(device)
 
-    metrics, preds = evaluate(ctx, model, tokenizer, model_device, ecfg, accuracy_meaningful,
-                               (0.82, 0.9))
+    if measures_accuracy(cfg):
+        metrics, preds = evaluate(ctx, model, tokenizer, model_device, ecfg,
+                                  accuracy_meaningful, (0.82, 0.9))
+    else:
+        metrics, preds = {"accuracy": None, "macro_f1": None}, []
     facts = M.facts(model)
     metrics.update(facts)
     metrics.update(size_mb=size_mb, device=describe(model_device), seq_len=ecfg.max_length,
@@ -127,23 +153,33 @@ def _run(job: Job, device: str, partial: Path, out_dir: Path) -> str:
     metrics.update(ctx.notes)
     slow_note = metrics.pop("if_not_faster", None)  # shown only if not faster (below)
 
+    # ---- timing (engine/toolkit/timing.py): every runtime, self and parent interleaved
     runtime = produced.runtime if produced else "eager"
-    timed = timed_models(model, model_device, runtime, parent_model, device)
-    texts = ctx.dataset.test.texts[:256]
-    lat = measure(timed, tokenizer, texts, ecfg.batch_sizes, ecfg.max_length,
-                  warmup=ecfg.warmup, runs=ecfg.latency_runs,
-                  progress=lambda f, m: ctx.progress(0.9 + 0.09 * f, m))
-    # role is self | parent; a parent timed both eager and compiled has rows of both runtimes
-    latencies = [{"role": "self" if role == "self" else "parent", **row}
-                 for role, rows in lat.items() for row in rows]
+    runtimes = timing_runtimes(runtime, ecfg.runtimes)
+    timed = timed_models(model, model_device, runtimes, parent_model, device)
+    lengths = timing_lengths(cfg, ecfg)
+    lat = time_models(ctx, timed, tokenizer, ecfg, lengths,
+                      (0.9, 0.99) if measures_accuracy(cfg) else (0.45, 0.99))
+    latencies = latency_rows(timed, lat)  # role self | parent, every runtime and length
+    roles = by_role(timed, lat)
     metrics["runtime"] = runtime
-    if runtime == "compiled":
-        metrics["compile_seconds"] = round(sum(timed["self"].first_call_s.values()), 1)
+    if "self:compiled" in timed:
+        metrics["compile_seconds"] = round(sum(timed["self:compiled"].first_call_s.values()), 1)
     busy = busy_warning(model_device)
     if busy:
         metrics["timing_warning"] = busy
-    if parent_model is not None:
-        metrics.update(speed_metrics(lat, runtime))
+    length = ecfg.max_length if ecfg.max_length in lengths else lengths[-1]
+    metrics.update(speed_metrics(roles, runtime, seq_len=length))
+    if len(lengths) > 1:
+        metrics["seqlen_sweep"] = sweep_table(roles, metrics.get("attention_split"))
+    own_id = None if produced is not None else job.model
+    parent_id = (pair_id or job.model) if parent_model is not None else None
+    unreliable = timing_trust(job.id, latencies, {"self": own_id, "parent": parent_id})
+    if unreliable:
+        metrics["timing_unreliable"] = unreliable
+    if pair_id:
+        metrics["paired_with"] = pair_id
+    elif parent_model is not None:
         compare_with_parent(metrics, ctx, parent_model, ecfg, size_mb, slow_note, busy)
 
     output_model = None

@@ -10,14 +10,60 @@ from storage.models import Job
 
 
 def evaluate_config_for(job: Job, cfg) -> Any:
-    """The evaluation settings: an evaluate job's own config, else the defaults with the
-    method's max_length (so a model is measured at the length it was built for)."""
+    """The evaluation and timing settings: an evaluate job's own config, else the defaults
+    overridden by the method's fields of the same names (max_length for every method, so a
+    model is measured at the length it was built for; retime and seqlen also set the timing
+    fields: batch_sizes, runtimes, warmup, latency_runs, latency_max_runs)."""
+    import dataclasses
+
     from engine.methods.evaluate import EvaluateConfig
 
     if isinstance(cfg, EvaluateConfig):
         return cfg
-    max_length = getattr(cfg, "max_length", None)
-    return EvaluateConfig(max_length=max_length) if max_length else EvaluateConfig()
+    names = {f.name for f in dataclasses.fields(EvaluateConfig)}
+    return EvaluateConfig(**{f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg)
+                             if f.name in names})
+
+
+def pair_with(cfg) -> str | None:
+    """The model id a job's model is timed against instead of its parent, when its config
+    names one: a config may define `pair_with() -> model id | None` (retime, seqlen)."""
+    hook = getattr(cfg, "pair_with", None)
+    return hook() if callable(hook) else None
+
+
+def timing_lengths(cfg, ecfg) -> list[int]:
+    """The sequence lengths latency is timed at: the config's `timing_lengths()` when it
+    defines one (seqlen's sweep), else the evaluation length."""
+    hook = getattr(cfg, "timing_lengths", None)
+    return list(hook()) if callable(hook) else [ecfg.max_length]
+
+
+def measures_accuracy(cfg) -> bool:
+    """False for a method that only times (retime, seqlen: class attribute
+    `measures_accuracy = False`): the accuracy pass is skipped."""
+    return bool(getattr(cfg, "measures_accuracy", True))
+
+
+def time_models(ctx: JobContext, timed: dict, tokenizer, ecfg, lengths: list[int],
+                span: tuple[float, float]) -> dict[str, list[dict]]:
+    """`measure` at every length in `lengths` (all models interleaved within each length);
+    {name: rows of every length}."""
+    from engine.toolkit.timing import measure
+
+    texts = ctx.dataset.test.texts[:256]
+    lo, hi = span
+    lat: dict[str, list[dict]] = {}
+    for k, length in enumerate(lengths):
+        a = lo + (hi - lo) * k / len(lengths)
+        b = lo + (hi - lo) * (k + 1) / len(lengths)
+        part = measure(timed, tokenizer, texts, ecfg.batch_sizes, length, warmup=ecfg.warmup,
+                       runs=ecfg.latency_runs, max_runs=ecfg.latency_max_runs,
+                       progress=lambda f, m, a=a, b=b, n=length: ctx.progress(
+                           a + (b - a) * f, f"{m}, length {n}"))
+        for name, rows in part.items():
+            lat.setdefault(name, []).extend(rows)
+    return lat
 
 
 def evaluate(ctx: JobContext, model, tokenizer, device: str, ecfg, accuracy_meaningful: bool,

@@ -88,3 +88,46 @@ def _parent_accuracy(ctx: JobContext, parent_model, ecfg) -> float | None:
 def _n_test(ctx: JobContext, ecfg) -> int:
     n = len(ctx.dataset.test)
     return min(n, ecfg.test_limit) if ecfg.test_limit else n
+
+
+def earlier_latencies(model_id: str, exclude_job: int) -> list[dict]:
+    """Latency rows this lab stored earlier for model `model_id` (as a job's own model or as
+    the model a job was paired with), from done local jobs other than `exclude_job` whose
+    timing was not itself flagged unreliable. Ids are matched by the model's folder, so
+    `default` and `job:N` of the teacher are one model."""
+    from engine.toolkit.timing import LATENCY_KEYS
+
+    paths: dict[str, str] = {}
+    for m in store.list_models():
+        paths[m.name] = m.path
+        if m.alias:
+            paths[m.alias] = m.path
+
+    def key(ref: str | None) -> str | None:
+        return paths.get(ref, ref) if ref else None
+
+    target = key(model_id)
+    rows = []
+    for j in store.list_jobs(statuses=("done",)):
+        extra = (j.metrics.extra if j.metrics is not None else None) or {}
+        if j.id == exclude_job or getattr(j, "origin", None) or extra.get("timing_unreliable"):
+            continue
+        ids = {"self": j.output_model or j.model, "parent": extra.get("paired_with") or j.model}
+        rows += [{k: getattr(r, k) for k in LATENCY_KEYS} for r in j.latencies
+                 if key(ids.get(r.role)) == target]
+    return rows
+
+
+def timing_trust(job_id: int, latencies: list[dict], refs: dict[str, str | None]) -> str | None:
+    """metrics["timing_unreliable"] for this run's stored `latencies` (rows with a role), or
+    None: a wide spread within the run, or a timed model (`refs`: role -> model id, for the
+    roles that are stored models) departing from its own earlier timings here."""
+    from engine.toolkit.timing import drift_problems, spread_problems, unreliable_reason
+
+    problems = spread_problems(latencies)
+    for role, model_id in refs.items():
+        if model_id:
+            rows = [r for r in latencies if r["role"] == role]
+            who = "parent" if role == "parent" else "model"
+            problems += drift_problems(rows, earlier_latencies(model_id, job_id), who=who)
+    return unreliable_reason(problems)

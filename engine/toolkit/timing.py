@@ -1,32 +1,52 @@
 """Latency measurement: several models timed interleaved in one process, so ratios are paired.
 
-For each batch size, every model gets `warmup` untimed runs, then the timed runs alternate
-between models (A B, B A, A B, ...) so that drift in machine load hits them alike.
+For each batch size, every model gets `warmup` untimed runs, then the timed rounds alternate
+the order of the models (A B, B A, A B, ...) so that drift in machine load hits them alike.
+Round i of every model was timed at about the same moment: the rounds pair up, and a ratio's
+95 % interval comes from resampling them (`paired_ci`).
 
-A model can run eager or compiled (torch.compile); a ratio is meaningful only between models
-under the same runtime, so a compiled model is compared with its parent compiled too, and the
-parent's own compile gain is reported apart (`timed_models` and `speed_metrics` below, called by
-engine/runner/).
+Runtime is a dimension of every latency: a model runs eager or compiled (torch.compile), and a
+ratio is taken only between rows of the same runtime, batch size, sequence length, threads and
+device (`speedups`). Every evaluated model is timed under each runtime of `timing_runtimes`
+(eager and compiled by default), its parent alongside under the same ones (`timed_models`,
+`speed_metrics`, called by engine/runner/).
+
+A timing that cannot be trusted is flagged (`spread_problems`, `drift_problems`,
+`unreliable_reason`): a wide spread within the run, or a parent whose timing here departs from
+its own earlier stored timings by more than their noise.
 """
 
 from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+RUNTIMES = ("eager", "compiled")  # the runtimes a torch module can be timed under here
+LATENCY_KEYS = ("batch_size", "seq_len", "p50_ms", "p95_ms", "iqr_ms", "runs",
+                "throughput_per_s", "device", "runtime", "threads")  # = storage LATENCY_FIELDS
+SPREAD_LIMIT = 0.25  # IQR / p50 above this: the spread is too wide to trust the median
+TAIL_LIMIT = 2.0  # p95 / p50 above this: a heavy tail (other processes took the CPU)
+DRIFT_FLOOR = 0.10  # a parent's p50 within 10 % of its earlier timings is never "departing"
+DRIFT_SIGMAS = 3.0  # ... else it departs when off by more than 3x the earlier noise
+CHECK_EVERY = 10  # adaptive timing: rounds between two looks at the medians
+CI_LEVEL = 0.95
+BOOTSTRAP = 2000  # resamples of the paired rounds per interval
+
 
 @dataclass
 class Timed:
-    """A model to time: the module, the device it runs on, and its runtime label."""
+    """A model to time: the module, the device it runs on, its runtime label, and its role
+    in the job (self: the job's model; parent: the model it is compared with)."""
 
     model: object
     device: str
-    runtime: str = "eager"  # eager | compiled
+    runtime: str = "eager"  # eager | compiled | onnxruntime
+    role: str = "self"  # self | parent
     # seconds taken by the first (untimed) call per batch size: includes compiling
     first_call_s: dict[int, float] = field(default_factory=dict)
 
@@ -51,6 +71,15 @@ def compile_for_timing(model, device: str = "cpu"):
     return torch.compile(model, dynamic=False, options={"freezing": True})
 
 
+def prepare(model, runtime: str, device: str):
+    """The module to call for timing under `runtime`: itself (eager) or compiled."""
+    if runtime == "eager":
+        return model
+    if runtime == "compiled":
+        return compile_for_timing(model, device)
+    raise ValueError(f"cannot time a torch module under runtime {runtime!r}")
+
+
 def fixed_batch(tokenizer, texts: list[str], batch_size: int, seq_len: int, device: str) -> dict:
     """A [batch_size, seq_len] input from real texts, padded/truncated to exactly seq_len."""
     chosen = [texts[i % len(texts)] for i in range(batch_size)]
@@ -58,13 +87,27 @@ def fixed_batch(tokenizer, texts: list[str], batch_size: int, seq_len: int, devi
                           return_tensors="pt").to(device))
 
 
+# ------------------------------------------------------------------------------ measuring
+
+
 def measure(models: dict[str, Timed], tokenizer, texts: list[str], batch_sizes: list[int],
-            seq_len: int, warmup: int = 3, runs: int = 20,
-            progress: Callable[[float, str], None] | None = None) -> dict[str, list[dict]]:
+            seq_len: int, warmup: int = 3, runs: int = 30, max_runs: int | None = None,
+            stable_within: float = 0.02,
+            progress: Callable[[float, str], None] | None = None,
+            clock: Callable[[], float] = time.perf_counter) -> dict[str, list[dict]]:
     """Time every model at every batch size, interleaved.
 
-    Returns {name: [{batch_size, seq_len, p50_ms, p95_ms, throughput_per_s, device, runtime,
-    threads}, ...]}; throughput is examples per second at the median latency.
+    Per batch size: `warmup` untimed rounds (at least 2 when a model is compiled: the first
+    call compiles), then at least `runs` timed rounds; with `max_runs` above `runs`, rounds go
+    on by CHECK_EVERY until every model's median moved by at most `stable_within` (a fraction)
+    since the last look, or `max_runs` is reached. Each round times every model once, the
+    order reversed every other round (A B, B A, ...). `clock` returns seconds (injectable so
+    tests need not sleep).
+
+    Returns {name: [row, ...]}, one row per batch size: the LATENCY_KEYS (p50/p95/iqr in ms,
+    runs = timed rounds, throughput = examples per second at the median) plus `samples_ms`,
+    the timed samples in round order (round i of every model is a pair; `latency_rows` drops
+    them before storing).
     """
     import torch
 
@@ -73,85 +116,316 @@ def measure(models: dict[str, Timed], tokenizer, texts: list[str], batch_sizes: 
     results: dict[str, list[dict]] = {name: [] for name in models}
     if any(t.runtime == "compiled" for t in models.values()):
         warmup = max(warmup, 2)  # the first call compiles; the second settles caches
-    total = len(batch_sizes) * (warmup + runs)
+    cap = max(runs, max_runs or runs)
+    total = len(batch_sizes) * (warmup + cap)
     done = 0
+    names = list(models)
     with torch.inference_mode():
         for bs in batch_sizes:
             inputs = {n: fixed_batch(tokenizer, texts, bs, seq_len, t.device)
                       for n, t in models.items()}
             samples: dict[str, list[float]] = {n: [] for n in models}
-            names = list(models)
-            for i in range(warmup + runs):
+            last: dict[str, float] | None = None
+            i = 0
+            while True:
+                timed_rounds = i - warmup
+                if timed_rounds >= cap:
+                    break
+                if timed_rounds >= runs and (timed_rounds - runs) % CHECK_EVERY == 0:
+                    now = {n: float(np.median(s)) for n, s in samples.items()}
+                    if last is not None and all(abs(now[n] - last[n]) <= stable_within * last[n]
+                                                for n in now):
+                        break
+                    last = now
                 order = names if i % 2 == 0 else names[::-1]
                 for n in order:
                     t = models[n]
                     synchronize(t.device)
-                    start = time.perf_counter()
+                    start = clock()
                     t.model(**inputs[n])
                     synchronize(t.device)
+                    took = clock() - start
                     if i == 0:
-                        t.first_call_s[bs] = time.perf_counter() - start
+                        t.first_call_s[bs] = took
                     if i >= warmup:
-                        samples[n].append((time.perf_counter() - start) * 1000)
+                        samples[n].append(took * 1000)
+                i += 1
                 done += 1
                 if progress:
-                    progress(done / total, f"latency at batch {bs}")
+                    progress(min(done / total, 1.0), f"latency at batch {bs}")
+            done = (batch_sizes.index(bs) + 1) * (warmup + cap)
             for n, t in models.items():
-                arr = np.asarray(samples[n])
-                p50 = float(np.median(arr))
-                results[n].append({
-                    "batch_size": bs, "seq_len": seq_len, "p50_ms": p50,
-                    "p95_ms": float(np.percentile(arr, 95)),
-                    "throughput_per_s": bs / p50 * 1000, "device": t.device,
-                    "runtime": t.runtime, "threads": torch.get_num_threads()})
+                results[n].append({"batch_size": bs, "seq_len": seq_len, **summarize(samples[n]),
+                                   "throughput_per_s": bs / float(np.median(samples[n])) * 1000,
+                                   "device": t.device, "runtime": t.runtime,
+                                   "threads": torch.get_num_threads(),
+                                   "samples_ms": samples[n]})
     return results
 
 
+def summarize(samples_ms: list[float]) -> dict[str, float | int]:
+    """p50, p95 and the inter-quartile range (p75 - p25) in ms (numpy's linear percentiles),
+    and the number of samples."""
+    arr = np.asarray(samples_ms, dtype=float)
+    p25, p50, p75, p95 = np.percentile(arr, [25, 50, 75, 95])
+    return {"p50_ms": float(p50), "p95_ms": float(p95), "iqr_ms": float(p75 - p25),
+            "runs": int(arr.size)}
+
+
+def latency_rows(timed: dict[str, Timed], lat: dict[str, list[dict]]) -> list[dict]:
+    """The rows to store: {role, LATENCY_KEYS...} for every model timed (samples dropped)."""
+    return [{"role": timed[name].role, **{k: row[k] for k in LATENCY_KEYS}}
+            for name, rows in lat.items() for row in rows]
+
+
+def by_role(timed: dict[str, Timed], lat: dict[str, list[dict]]) -> dict[str, list[dict]]:
+    """The rows of `measure` grouped by role: {"self": [...], "parent": [...]} (every runtime,
+    every length; rows keep their samples)."""
+    out: dict[str, list[dict]] = {}
+    for name, rows in lat.items():
+        out.setdefault(timed[name].role, []).extend(rows)
+    return out
+
+
+# ------------------------------------------------------------------------------ ratios
+
+
+def _key(row: dict) -> tuple:
+    """What must match for two rows to be compared: like with like."""
+    return (row["batch_size"], row["seq_len"], row["runtime"], row.get("threads"),
+            row.get("device"))
+
+
 def speedups(own: list[dict], parent: list[dict]) -> dict[str, float]:
-    """Paired speedup by batch size (as a string key): parent p50 / own p50. Both lists must
-    come from one `measure` call."""
-    parent_by_bs = {r["batch_size"]: r for r in parent}
-    return {str(r["batch_size"]): round(parent_by_bs[r["batch_size"]]["p50_ms"] / r["p50_ms"], 3)
-            for r in own if r["batch_size"] in parent_by_bs}
+    """Paired speedup by batch size (as a string key): parent p50 / own p50, only between
+    rows of the same batch size, length, runtime, threads and device. Both lists must come
+    from one `measure` call (pass rows of one runtime and length)."""
+    parent_by = {_key(r): r for r in parent}
+    return {str(r["batch_size"]): round(parent_by[_key(r)]["p50_ms"] / r["p50_ms"], 3)
+            for r in own if _key(r) in parent_by}
+
+
+def paired_ci(own_ms: list[float], parent_ms: list[float], level: float = CI_LEVEL,
+              n_boot: int = BOOTSTRAP, seed: int = 0) -> tuple[float, float]:
+    """95 % interval of the speedup parent p50 / own p50 from paired rounds.
+
+    Percentile bootstrap over rounds: draw round indices with replacement (the same indices
+    for both models, so each draw keeps the pairs), take the ratio of the two medians of the
+    draw, and return the (1-level)/2 and (1+level)/2 quantiles of `n_boot` such ratios. The
+    point estimate it brackets is the ratio of medians (`speedups`). Seeded: reproducible."""
+    own, par = np.asarray(own_ms, dtype=float), np.asarray(parent_ms, dtype=float)
+    n = min(own.size, par.size)
+    own, par = own[:n], par[:n]
+    idx = np.random.default_rng(seed).integers(0, n, size=(n_boot, n))
+    ratios_ = np.median(par[idx], axis=1) / np.median(own[idx], axis=1)
+    lo, hi = np.quantile(ratios_, [(1 - level) / 2, (1 + level) / 2])
+    return round(float(lo), 3), round(float(hi), 3)
+
+
+def speedup_cis(own: list[dict], parent: list[dict]) -> dict[str, list[float]]:
+    """`paired_ci` by batch size (string key) for rows matched as in `speedups`."""
+    parent_by = {_key(r): r for r in parent}
+    return {str(r["batch_size"]): list(paired_ci(r["samples_ms"], parent_by[_key(r)]["samples_ms"]))
+            for r in own if _key(r) in parent_by and r.get("samples_ms")
+            and parent_by[_key(r)].get("samples_ms")}
+
+
+def _of(rows: list[dict], runtime: str, seq_len: int | None) -> list[dict]:
+    return [r for r in rows if r["runtime"] == runtime and (seq_len is None
+                                                            or r["seq_len"] == seq_len)]
+
+
+def compile_gain(rows: list[dict], seq_len: int | None = None) -> dict[str, float]:
+    """A model's own gain from compiling: its eager p50 / its compiled p50, by batch size
+    (both from one interleaved run)."""
+    return speedups(_of(rows, "compiled", seq_len),
+                    [{**r, "runtime": "compiled"} for r in _of(rows, "eager", seq_len)])
+
+
+def speed_metrics(roles: dict[str, list[dict]], runtime: str,
+                  seq_len: int | None = None, paired: bool = True) -> dict[str, Any]:
+    """The job's timing figures from `by_role` rows (at `seq_len` when several were timed).
+
+    speedup_vs_parent {bs: x}: against the parent under the model's own primary `runtime`
+    (parent_runtime says which); speedup_vs_parent_ci {bs: [lo, hi]} its 95 % interval;
+    speedup_by_runtime {runtime: {bs: x}} and speedup_ci_by_runtime {runtime: {bs: [lo, hi]}}
+    for every runtime both were timed under; compile_gain_parent {bs: x} (parent eager /
+    parent compiled) and compile_gain {bs: x} (the model's own) when both runtimes were timed.
+    Without a parent only compile_gain (and the runtimes timed) are returned."""
+    own, parent = roles.get("self", []), roles.get("parent", [])
+    runtimes = [rt for rt in dict.fromkeys(r["runtime"] for r in own)]
+    out: dict[str, Any] = {"runtimes_timed": runtimes}
+    if "eager" in runtimes and "compiled" in runtimes:
+        out["compile_gain"] = compile_gain(own, seq_len)
+    if not parent:
+        return out
+    by_rt, ci_rt = {}, {}
+    for rt in runtimes:
+        ratio = speedups(_of(own, rt, seq_len), _of(parent, rt, seq_len))
+        if ratio:
+            by_rt[rt] = ratio
+            ci_rt[rt] = speedup_cis(_of(own, rt, seq_len), _of(parent, rt, seq_len))
+    primary = runtime if runtime in by_rt else next(iter(by_rt), runtime)
+    out.update(parent_runtime=primary, speedup_vs_parent=by_rt.get(primary, {}),
+               speedup_vs_parent_ci=ci_rt.get(primary, {}), speedup_by_runtime=by_rt,
+               speedup_ci_by_runtime=ci_rt,
+               speedup_pairing="paired" if paired else "unpaired")
+    parent_rts = {r["runtime"] for r in parent}
+    if {"eager", "compiled"} <= parent_rts:
+        out["compile_gain_parent"] = compile_gain(parent, seq_len)
+    words = [f"{rt} against the parent {rt}: {ratios(by_rt[rt], ci_rt.get(rt))}"
+             for rt in by_rt]
+    out["speed_summary"] = ("Timed interleaved with the parent in one run, like with like; "
+                            + "; ".join(words) + f" (headline: {primary})."
+                            + (" Compiling alone speeds the parent up "
+                               + ratios(out["compile_gain_parent"]) + "."
+                               if out.get("compile_gain_parent") else ""))
+    return out
+
+
+def sweep_table(roles: dict[str, list[dict]], split: list[dict] | None = None) -> list[dict]:
+    """metrics["seqlen_sweep"]: one entry per role, runtime, length and batch size timed:
+    {role, seq_len, batch_size, runtime, p50_ms, iqr_ms, runs, attention_ms, ffn_ms,
+    attention_share, speedup_vs_parent, speedup_vs_parent_ci}. The attention/feed-forward
+    split comes from `split` (entries with role, seq_len, batch_size, runtime and those three
+    fields, as the seqlen method measures them), None where it was not measured; the speedup
+    (parent p50 / own p50, paired, same runtime and length) only on self entries of a paired
+    run."""
+    split_by = {(e["role"], e["seq_len"], e["batch_size"], e["runtime"]): e for e in split or []}
+    parent_by = {_key(r): r for r in roles.get("parent", [])}
+    out = []
+    for role, rows in roles.items():
+        for r in rows:
+            e = split_by.get((role, r["seq_len"], r["batch_size"], r["runtime"]), {})
+            entry = {"role": role, "seq_len": r["seq_len"], "batch_size": r["batch_size"],
+                     "runtime": r["runtime"], "p50_ms": round(r["p50_ms"], 3),
+                     "iqr_ms": round(r["iqr_ms"], 3), "runs": r["runs"],
+                     "attention_ms": e.get("attention_ms"), "ffn_ms": e.get("ffn_ms"),
+                     "attention_share": e.get("attention_share")}
+            par = parent_by.get(_key(r)) if role == "self" else None
+            if par is not None:
+                entry["speedup_vs_parent"] = round(par["p50_ms"] / r["p50_ms"], 3)
+                if r.get("samples_ms") and par.get("samples_ms"):
+                    entry["speedup_vs_parent_ci"] = list(paired_ci(r["samples_ms"],
+                                                                   par["samples_ms"]))
+            out.append(entry)
+    return out
+
+
+# ------------------------------------------------------------------------------ trust
+
+
+def spread_problems(rows: Iterable[dict], spread_limit: float = SPREAD_LIMIT,
+                    tail_limit: float = TAIL_LIMIT) -> list[str]:
+    """Plain reasons a run's own spread is too wide: IQR above `spread_limit` of the median,
+    or p95 above `tail_limit` times the median (rows with role, runtime, batch_size)."""
+    problems = []
+    for r in rows:
+        where = f"{r.get('role', 'self')} {r['runtime']} at batch {r['batch_size']}"
+        if r.get("iqr_ms") is not None and r["iqr_ms"] > spread_limit * r["p50_ms"]:
+            problems.append(f"the spread was wide ({where}: IQR {r['iqr_ms']:.1f} ms on a "
+                            f"median of {r['p50_ms']:.1f} ms)")
+        elif r["p95_ms"] > tail_limit * r["p50_ms"]:
+            problems.append(f"the timing had a heavy tail ({where}: p95 {r['p95_ms']:.1f} ms "
+                            f"against a median of {r['p50_ms']:.1f} ms)")
+    return problems
+
+
+def drift_problems(rows: Iterable[dict], earlier: Iterable[dict], who: str = "parent"
+                   ) -> list[str]:
+    """Plain reasons the timing of a model here departs from its own earlier stored timings
+    (same runtime, batch, length, threads, device): off their median p50 by more than
+    max(DRIFT_FLOOR x that median, DRIFT_SIGMAS x their noise), the noise being the larger of
+    the spread of the earlier medians (half their range) and their median IQR."""
+    history: dict[tuple, list[dict]] = {}
+    for r in earlier:
+        history.setdefault(_key(r), []).append(r)
+    problems = []
+    for r in rows:
+        before = history.get(_key(r))
+        if not before:
+            continue
+        p50s = np.asarray([b["p50_ms"] for b in before])
+        ref = float(np.median(p50s))
+        iqrs = [b["iqr_ms"] for b in before if b.get("iqr_ms") is not None]
+        noise = max((p50s.max() - p50s.min()) / 2, float(np.median(iqrs)) if iqrs else 0.0)
+        if abs(r["p50_ms"] - ref) > max(DRIFT_FLOOR * ref, DRIFT_SIGMAS * noise):
+            problems.append(
+                f"the {who} took {r['p50_ms']:.1f} ms ({r['runtime']}, batch "
+                f"{r['batch_size']}) against {ref:.1f} ms in its {len(before)} earlier "
+                f"timing(s) here")
+    return problems
+
+
+def unreliable_reason(problems: list[str]) -> str | None:
+    """metrics["timing_unreliable"]: "unreliable: re-time — <reasons>", or None."""
+    if not problems:
+        return None
+    return "unreliable: re-time — " + "; ".join(problems) + "."
 
 
 # ------------------------------------------------------------------ pairing a job with its parent
 
 
-def timed_models(model, model_device: str, runtime: str, parent_model, device: str) -> dict:
-    """What to time, interleaved in one run: the model under its runtime, and the parent
-    under the same runtime (a like-with-like ratio) plus eager (the compile gain on its own)."""
-    compiled = runtime == "compiled"
-    own = compile_for_timing(model, model_device) if compiled else model
-    timed = {"self": Timed(own, model_device, runtime)}
+def timed_models(model, model_device: str, runtimes: list[str], parent_model,
+                 device: str) -> dict[str, Timed]:
+    """What to time, interleaved in one run: the model under each of `runtimes` (the first is
+    its primary one) and the parent under the same ones. Names are "ROLE:RUNTIME".
+
+    A model whose primary runtime is not a torch one (onnxruntime: the object is already the
+    session to call) is timed under that runtime only, as it is; the parent then only under
+    the torch runtimes listed, so no ratio is taken for it here."""
+    primary = runtimes[0]
+    own_rts = runtimes if primary in RUNTIMES else [primary]
+    timed: dict[str, Timed] = {}
+    for rt in own_rts:
+        own = prepare(model, rt, model_device) if rt in RUNTIMES else model
+        timed[f"self:{rt}"] = Timed(own, model_device, rt, "self")
     if parent_model is not None:
-        timed["parent"] = Timed(parent_model, device)
-        if compiled:
-            timed["parent_compiled"] = Timed(compile_for_timing(parent_model, device), device,
-                                             "compiled")
+        for rt in runtimes:
+            if rt in RUNTIMES:
+                timed[f"parent:{rt}"] = Timed(prepare(parent_model, rt, device), device, rt,
+                                              "parent")
     return timed
 
 
-def speed_metrics(lat: dict[str, list[dict]], runtime: str) -> dict[str, Any]:
-    """Paired ratios by batch size. speedup_vs_parent is always against the parent under the
-    same runtime; for a compiled model also against the parent eager, and the parent's own
-    gain from compiling (so: quantizing gain x compile gain = gain vs eager)."""
-    same = "parent_compiled" if runtime == "compiled" else "parent"
-    # (the latency rows themselves are stored in the latencies table, not repeated here)
-    out: dict[str, Any] = {"parent_runtime": runtime,
-                           "speedup_vs_parent": speedups(lat["self"], lat[same])}
-    if runtime == "compiled":
-        out["speedup_vs_parent_eager"] = speedups(lat["self"], lat["parent"])
-        out["compile_gain_parent"] = speedups(lat["parent_compiled"], lat["parent"])
-        out["speed_summary"] = (
-            "Timed compiled (torch.compile) against the parent compiled, interleaved in one "
-            "run: " + ratios(out["speedup_vs_parent"]) + ". Against the parent in eager: "
-            + ratios(out["speedup_vs_parent_eager"]) + "; compiling alone speeds the parent "
-            "up " + ratios(out["compile_gain_parent"]) + ".")
-    else:
-        out["speed_summary"] = ("Timed eager against the parent eager, interleaved in one run: "
-                                + ratios(out["speedup_vs_parent"]) + ".")
-    return out
+def timing_runtimes(primary: str, configured: list[str]) -> list[str]:
+    """The runtimes to time a model under: its primary runtime first, then the configured
+    ones (EvaluateConfig.runtimes, narrowed by the LAB_TIMING_RUNTIMES setting)."""
+    from storage import settings
+
+    allowed = settings.timing_runtimes()
+    rest = [rt for rt in configured if rt != primary and (allowed is None or rt in allowed)]
+    return [primary, *rest]
+
+
+def check_other_model(model_id: str, lengths: list[int], method: str) -> None:
+    """Refuse `model_id` (the model a job is timed against) when it cannot load or is too
+    short for `lengths`."""
+    from engine.toolkit.checkpoints import checkpoint_card
+    from engine.toolkit.config import ConfigError, LabError
+
+    try:
+        other = checkpoint_card(model_id.strip())
+    except LabError as exc:
+        raise ConfigError(f"{method}: against={model_id}: {exc}") from exc
+    check_length(other, lengths, method)
+
+
+def check_length(card: dict[str, Any], lengths: list[int], method: str) -> None:
+    """Refuse a length above the model's position embeddings (read from its config.json)."""
+    import json
+    from pathlib import Path
+
+    from engine.toolkit.config import ConfigError
+
+    config = Path(str(card.get("path", ""))) / "config.json"
+    if not config.is_file():
+        return
+    most = json.loads(config.read_text()).get("max_position_embeddings")
+    if most and max(lengths) > most:
+        raise ConfigError(f"{method}: {card.get('id')} takes at most {most} tokens; choose "
+                          f"lengths up to {most}")
 
 
 BUSY_SLACK = 0.5  # cores: load-average noise above the job's own threads
@@ -172,8 +446,11 @@ def busy_warning(device: str) -> str | None:
             f"latencies are inflated and the ratios unreliable; re-run on a quiet machine.")
 
 
-def ratios(by_bs: dict[str, float]) -> str:
-    """Speedups by batch size in words: "2.60x at batch 1, 3.30x at batch 32"."""
-    return ", ".join(f"{x:.2f}x at batch {bs}" for bs, x in by_bs.items())
+def ratios(by_bs: dict[str, float], cis: dict[str, list[float]] | None = None) -> str:
+    """Speedups by batch size in words: "2.60x (2.41-2.77) at batch 1, 3.30x at batch 32"."""
+    cis = cis or {}
+    return ", ".join(f"{x:.2f}x" + (f" ({cis[bs][0]:.2f}-{cis[bs][1]:.2f})" if bs in cis else "")
+                     + f" at batch {bs}" for bs, x in by_bs.items())
+
 
 NOT_FASTER = 1.1  # a paired speedup below this is "not faster": the method's explain_slow is asked

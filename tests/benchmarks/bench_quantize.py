@@ -6,6 +6,10 @@ accuracy deltas, each measured against the fp32 parent in the same job.
     ... bench_quantize int8-dynamic:emb=0 bf16      # only some runs (see RUNS for names)
     ... bench_quantize all                          # also the optional runs (int8-static:mse)
     ... bench_quantize --retime JOB [--rounds 5]    # re-time a quantize job against its parent
+    ... bench_quantize --paired                     # int8-dynamic on the teacher: the paired
+                                                    # speedup and its 95 % interval, batch 1, 32
+
+Unrun in this round (the shared CPU was busy; its figures would be false).
 
 --retime loads a stored quantize job's model and its parent, compiles both the way the runner
 does, and times them interleaved for several rounds in this one process: one job's ratio moves
@@ -53,6 +57,36 @@ def _fmt(by_bs: dict | None) -> str:
     return ", ".join(f"{x:.2f}x @ batch {bs}" for bs, x in (by_bs or {}).items()) or "-"
 
 
+def _fmt_ci(by_bs: dict | None, cis: dict | None) -> str:
+    """ "3.10x (2.90-3.30) @ batch 1, ..." """
+    cis = cis or {}
+    return ", ".join(f"{x:.2f}x" + (f" ({cis[bs][0]:.2f}-{cis[bs][1]:.2f})" if bs in cis else "")
+                     + f" @ batch {bs}" for bs, x in (by_bs or {}).items()) or "-"
+
+
+def paired() -> None:
+    """The issue-12 figure: one int8-dynamic job on the teacher (compiled, the scheme's own
+    runtime), timed interleaved with the teacher; print its paired speedup with the 95 %
+    interval (bootstrap over paired rounds) at batch 1 and 32, both runtimes. The Compare
+    table for the teacher against this child should show the compiled ratio within it."""
+    if store.find_model("default") is None:
+        raise SystemExit("the default teacher is not built in this LAB_HOME; run "
+                         "tests.benchmarks.bench_teacher first")
+    start = time.time()
+    job_id = submit("quantize", model="default",
+                    sets=["scheme=int8-dynamic", "embeddings=false"])
+    job = store.job_as_dict(wait_for(job_id))
+    report("int8-dynamic, paired", "the paired speedup with its 95 % interval", job,
+           time.time() - start)
+    m = job["metrics"]
+    for bs in ("1", "32"):
+        x = (m.get("speedup_vs_parent") or {}).get(bs)
+        lo, hi = (m.get("speedup_vs_parent_ci") or {}).get(bs, (float("nan"),) * 2)
+        if x is not None:
+            print(f"   batch {bs}: {x:.2f}x, {lo:.2f}-{hi:.2f} "
+                  f"({m.get('parent_runtime')} vs {m.get('parent_runtime')})")
+
+
 def report(name: str, note: str, job: dict, wall: float) -> None:
     m = job["metrics"]
     print(f"\n== {name} (job {job['id']}, {wall:.0f} s): {note}")
@@ -68,11 +102,15 @@ def report(name: str, note: str, job: dict, wall: float) -> None:
                 line += f" | parent {rt} {par[(bs, rt)]['p50_ms']:.1f} ms"
         print(line + f" ({row['threads']} threads, {row['device']})")
     print(f"   speedup_vs_parent (same runtime, {m.get('parent_runtime')}): "
-          f"{_fmt(m.get('speedup_vs_parent'))}")
-    if m.get("speedup_vs_parent_eager"):
-        print(f"   speedup_vs_parent_eager: {_fmt(m['speedup_vs_parent_eager'])}; "
-              f"compile gain of the parent: {_fmt(m.get('compile_gain_parent'))}; "
+          f"{_fmt_ci(m.get('speedup_vs_parent'), m.get('speedup_vs_parent_ci'))}")
+    for rt, by_bs in (m.get("speedup_by_runtime") or {}).items():
+        print(f"   {rt} against parent {rt}: "
+              f"{_fmt_ci(by_bs, (m.get('speedup_ci_by_runtime') or {}).get(rt))}")
+    if m.get("compile_gain_parent"):
+        print(f"   compile gain of the parent: {_fmt(m['compile_gain_parent'])}; "
               f"compiling took {m.get('compile_seconds')} s")
+    if m.get("timing_unreliable"):
+        print(f"   {m['timing_unreliable']}")
     acc = "not meaningful (random weights)" if not m.get("accuracy_meaningful", True) else (
         f"{m['accuracy']:.4f} vs parent {m.get('parent_accuracy', float('nan')):.4f} "
         f"(delta {100 * m.get('accuracy_delta_vs_parent', float('nan')):+.2f} points)")
@@ -92,7 +130,7 @@ def retime(job_id: int, rounds: int) -> None:
     from engine.toolkit import device as dev
     from engine.toolkit.checkpoints import load_classifier, load_tokenizer, resolve
     from engine.toolkit.data import load_dataset
-    from engine.toolkit.timing import Timed, compile_for_timing, measure, speedups
+    from engine.toolkit.timing import Timed, compile_for_timing, measure, speedup_cis, speedups
 
     job = store.job_as_dict(store.get_job(job_id))
     if job["method"] != "quantize" or job["status"] != "done":
@@ -113,13 +151,15 @@ def retime(job_id: int, rounds: int) -> None:
     print(f"job {job_id} ({job['config']['data'].get('scheme')}) against {job['model']}, "
           f"{models['own'].runtime} both, {settings.threads()} threads, length {seq}")
     for r in range(rounds):
-        lat = measure(models, tok, texts, [1, 32], seq, warmup=3, runs=20)
+        lat = measure(models, tok, texts, [1, 32], seq, warmup=3, runs=30)
         ratio = speedups(lat["own"], lat["parent"])
+        cis = speedup_cis(lat["own"], lat["parent"])
         for bs, x in ratio.items():
             by_bs.setdefault(bs, []).append(x)
         p50 = {role: {row["batch_size"]: row["p50_ms"] for row in lat[role]} for role in lat}
         print(f"  round {r + 1}: " + "; ".join(
-            f"batch {bs} {x:.2f}x ({p50['own'][int(bs)]:.1f} vs {p50['parent'][int(bs)]:.1f} ms)"
+            f"batch {bs} {x:.2f}x [{cis[bs][0]:.2f}-{cis[bs][1]:.2f}] "
+            f"({p50['own'][int(bs)]:.1f} vs {p50['parent'][int(bs)]:.1f} ms)"
             for bs, x in ratio.items()))
     print("  median: " + ", ".join(f"{statistics.median(xs):.2f}x at batch {bs} "
                                    f"(range {min(xs):.2f}-{max(xs):.2f})"
@@ -155,7 +195,9 @@ def main(names: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    if sys.argv[1:2] == ["--retime"]:
+    if sys.argv[1:2] == ["--paired"]:
+        paired()
+    elif sys.argv[1:2] == ["--retime"]:
         import argparse
 
         parser = argparse.ArgumentParser(prog="bench_quantize --retime")
