@@ -16,6 +16,7 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+from engine.methods.distill.checks import check_input  # noqa: F401
 from engine.methods.distill.students import SHAPES, build_student, make_loss
 from engine.methods.registry import register
 from engine.toolkit.config import ConfigError, LabError, MethodConfig, param

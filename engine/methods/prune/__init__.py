@@ -6,6 +6,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from engine.methods.prune.checks import check_input  # noqa: F401
 from engine.methods.registry import register
 from engine.toolkit.config import ConfigError, LabError, MethodConfig, param
 from engine.toolkit.device import compute_capability
