@@ -74,6 +74,34 @@ def check_model_id(model: str) -> None:
                        f"preset:NAME, a local model directory or a hub id like owner/name")
 
 
+def input_card(model: str) -> dict[str, Any]:
+    """Facts of the input model for the methods' check_input hooks, without torch: its
+    checkpoint card; for `default` before the teacher is built, the card it will have (the
+    embedded encoder with a head for the teacher's dataset); {} while unknown (a job whose
+    model is not made yet, a hub model: those are checked when the job runs)."""
+    from engine.toolkit.checkpoints import checkpoint_card
+
+    try:
+        return checkpoint_card(model)
+    except LabError:
+        if model != DEFAULT_ALIAS or store.find_model(DEFAULT_ALIAS) is not None:
+            return {}  # job:ID not made yet (or not at all: _input_job says so)
+    card = checkpoint_card(TEACHER["model"])
+    labels = load_dataset(TEACHER["dataset"]).label_names
+    return {**card, "id": DEFAULT_ALIAS, "classifier": True, "labels": labels}
+
+
+def check_input(spec: Any, cfg: MethodConfig, model: str, data: Any) -> None:
+    """Every check that needs the input model's facts but no model run (layer and head
+    indices, label counts): the method's check_input hook, refused as a ConfigError."""
+    if spec.check_input is None:
+        return
+    card = input_card(model)
+    if card.get("source") == "hub" or not card:
+        card = {}
+    spec.check_input(cfg, card, data)
+
+
 def build_config(method: str, sets: list[str] | None = None,
                  values: dict[str, Any] | None = None) -> MethodConfig:
     """The method's config from CLI `key=value` strings or a form's values."""
@@ -109,6 +137,7 @@ def submit(method: str, model: str = DEFAULT_ALIAS, dataset: str = "rotten-tomat
     check = getattr(cfg, "check_dataset", None)
     if check is not None:
         check(data)
+    check_input(spec, cfg, model, data)
     parent_id = _input_job(model)
     return store.enqueue(method, cfg.to_json(), model, dataset, parent_id=parent_id)
 

@@ -50,9 +50,13 @@ def test_bad_input_exits_non_zero_with_a_message(tiny_csv) -> None:
 
 
 def test_failed_job_exits_non_zero(tiny_csv) -> None:
-    out = cli("submit", "evaluate", "--model", "minilm-l6", "--dataset", f"csv:{tiny_csv}",
-              "--wait")
-    assert out.returncode == 1 and "no classification head" in out.stderr
+    # A head that does not fit is refused at submit (2); a hub model offline fails when the
+    # job runs (1).
+    out = cli("submit", "evaluate", "--model", "minilm-l6", "--dataset", f"csv:{tiny_csv}")
+    assert out.returncode == 2 and "no classification head" in out.stderr
+    out = cli("submit", "evaluate", "--model", "nobody/no-such-model", "--dataset",
+              f"csv:{tiny_csv}", "--wait")
+    assert out.returncode == 1 and "could not load" in out.stderr
 
 
 def test_real_worker_runs_finetune_then_evaluate(tiny_model_dir, tiny_csv, lab_home) -> None:

@@ -51,3 +51,34 @@ def test_every_field_has_help_and_default() -> None:
 def test_unknown_method() -> None:
     with pytest.raises(ConfigError, match="unknown method"):
         get_method("shrink")
+
+
+@pytest.mark.parametrize("values, words", [
+    ({"lr": float("nan")}, "lr=nan is not a finite number; give a number from 1e-07 to 0.01"),
+    ({"epochs": float("inf")}, "epochs=inf is not a finite number"),
+    ({"warmup_ratio": float("-inf")}, "warmup_ratio=-inf is not a finite number"),
+    ({"seed": 2**40}, "seed=1099511627776 is too large"),
+])
+def test_numbers_must_be_finite_and_fit(values: dict, words: str) -> None:
+    with pytest.raises(ConfigError, match=words):
+        get_method("finetune").config.from_values(values)
+
+
+def test_list_values_once_each() -> None:
+    with pytest.raises(ConfigError, match=r"batch_sizes=\[1, 8, 1\] lists 1 more than once"):
+        get_method("evaluate").config.from_values({"batch_sizes": [1, 8, 1]})
+    assert get_method("evaluate").config.from_values({"batch_sizes": [8, 1]}).batch_sizes == [8, 1]
+
+
+def test_head_fits_the_dataset() -> None:
+    from types import SimpleNamespace
+
+    from engine.toolkit.config import check_head_fits
+
+    data = SimpleNamespace(name="three.csv", num_labels=3, label_names=["a", "b", "c"])
+    check_head_fits("evaluate", {}, data)  # facts unknown: the job checks
+    check_head_fits("evaluate", {"classifier": True, "labels": ["x", "y", "z"]}, data)
+    with pytest.raises(ConfigError, match="predicts 2 labels"):
+        check_head_fits("evaluate", {"id": "m", "classifier": True, "labels": ["x", "y"]}, data)
+    with pytest.raises(ConfigError, match="no classification head"):
+        check_head_fits("evaluate", {"id": "m", "classifier": False}, data)

@@ -89,7 +89,7 @@ def test_models_page_cards_and_evaluate_button(tiny_csv) -> None:
     assert any(m.label == "Layers" and m.value == "6" for m in at.metric)
     assert at.button(key="submit_model_job").label.startswith("Fine-tune")
     at.selectbox(key="dataset_choice").set_value("bbc-news").run()
-    assert any(m.label == "Test" and m.value == "445" for m in at.metric)
+    assert any(m.label == "Test" and m.value == "424" for m in at.metric)
     at.button(key="submit_model_job").click().run()
     assert any("Queued job" in s.value for s in at.success)
     job = store.list_jobs(limit=1)[0]

@@ -56,7 +56,13 @@ def ft_curves(job_id: int) -> dict:
 
 
 def test_evaluate_needs_a_classification_head(tiny_csv) -> None:
-    job = run(submit("evaluate", model="minilm-l6", dataset=f"csv:{tiny_csv}"))
+    from engine.methods.registry import get_method
+
+    with pytest.raises(LabError, match="no classification head"):  # refused at submit
+        submit("evaluate", model="minilm-l6", dataset=f"csv:{tiny_csv}")
+    # and, queued anyway (an older lab, a recipe), the job fails with the same plain message
+    cfg = get_method("evaluate").config()
+    job = run(store.enqueue("evaluate", cfg.to_json(), "minilm-l6", f"csv:{tiny_csv}"))
     assert job["status"] == "failed"
     assert "no classification head" in job["error"] and "Traceback" not in job["error"]
 

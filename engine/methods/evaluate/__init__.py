@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from engine.methods.evaluate.checks import check_input  # noqa: F401
 from engine.methods.registry import register
 from engine.toolkit.config import MethodConfig, param
 

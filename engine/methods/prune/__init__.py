@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from engine.methods.prune.checks import check_input  # noqa: F401
 from engine.methods.registry import register
 from engine.toolkit.architecture import register_change
 from engine.toolkit.config import ConfigError, LabError, MethodConfig, param

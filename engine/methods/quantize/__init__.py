@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from engine.methods.quantize.checks import check_input  # noqa: F401
 from engine.methods.quantize.torchao_support import (
     calibrate,
     calibration_texts,
