@@ -1,6 +1,5 @@
-"""engine.reports.analysis, engine.reports.export and storage.queries on
- hand-made points, known tables and a
-recipe replayed on a tiny model."""
+"""engine.reports (runs, stats, compare, lineage, diagnosis, files, report) and storage.queries
+on hand-made points, known tables and a recipe replayed on a tiny model."""
 
 from __future__ import annotations
 
@@ -15,10 +14,12 @@ import pandas as pd
 import pytest
 import yaml
 
-from engine.reports import analysis, export
-from engine.reports.analysis import bootstrap_ci, mcnemar, pareto_mask
+from engine.reports import diagnosis, files, lineage, report, stats
+from engine.reports.runs import batch_sizes, job_from_selection, pareto_mask
+from engine.reports.stats import bootstrap_ci, mcnemar
 from storage import jobs as store
 from storage import queries
+from tests.conftest import ROOT
 from tests.test_results_page import CPU, add_run, seed_runs
 
 # --------------------------------------------------------------------------- Pareto
@@ -78,8 +79,8 @@ def test_mcnemar_on_known_tables() -> None:
 
 
 def test_cost_per_million() -> None:
-    assert analysis.cost_per_million(100.0, 3.6) == pytest.approx(10.0)
-    assert analysis.cost_per_million(None, 3.6) is None
+    assert stats.cost_per_million(100.0, 3.6) == pytest.approx(10.0)
+    assert stats.cost_per_million(None, 3.6) is None
 
 
 def test_flips_lists_changed_predictions_most_confident_mistake_first() -> None:
@@ -87,7 +88,7 @@ def test_flips_lists_changed_predictions_most_confident_mistake_first() -> None:
          "confidence": [0.9, 0.6, 0.8, 0.7]}
     b = {"idx": [0, 1, 2, 3], "label": [1, 0, 1, 0], "pred": [0, 0, 1, 0],
          "confidence": [0.95, 0.7, 0.6, 0.9]}
-    out = analysis.flips(a, b, texts=["t0", "t1", "t2", "t3"], label_names=["neg", "pos"])
+    out = stats.flips(a, b, texts=["t0", "t1", "t2", "t3"], label_names=["neg", "pos"])
     assert out["idx"].tolist() == [0, 2, 1], "sorted by the wrong answer's confidence"
     assert out["right"].tolist() == ["A", "B", "B"]
     assert out.loc[0, ["text", "label", "pred_a", "pred_b"]].tolist() == ["t0", "pos", "pos",
@@ -96,12 +97,12 @@ def test_flips_lists_changed_predictions_most_confident_mistake_first() -> None:
 
 def test_job_from_selection() -> None:
     event = {"selection": {"points": [{"x": 1, "y": 2, "customdata": [7, "job 7"]}]}}
-    assert analysis.job_from_selection(event) == 7
-    assert analysis.job_from_selection({"selection": {"points": []}}) is None
-    assert analysis.job_from_selection(None) is None
+    assert job_from_selection(event) == 7
+    assert job_from_selection({"selection": {"points": []}}) is None
+    assert job_from_selection(None) is None
     reference = {"selection": {"points": [{"customdata": ["a Xeon", "a paper"]}, {"x": 2},
                                           {"customdata": [9]}]}}
-    assert analysis.job_from_selection(reference) == 9, "stars and lines are skipped"
+    assert job_from_selection(reference) == 9, "stars and lines are skipped"
 
 
 # --------------------------------------------------------------------------- lineage, diagnostics
@@ -120,7 +121,7 @@ def test_family_tree_multiplies_paired_speedups() -> None:
                     small, accuracy=0.82, size_mb=11.3625, speedup={1: 1.5, 32: 1.5})
     check = add_run("evaluate", {}, f"job:{quant}", "rotten-tomatoes", quant, accuracy=0.82,
                     size_mb=11.3625)
-    tree = analysis.family_tree(runs_by_id(), quant, 32).set_index("job")
+    tree = lineage.family_tree(runs_by_id(), quant, 32).set_index("job")
     assert list(tree.index) == [teacher, small, quant, check]
     assert tree.loc[quant, "cumulative_speedup"] == pytest.approx(3.0)
     assert tree.loc[quant, "speedup_basis"] == "paired"
@@ -128,7 +129,7 @@ def test_family_tree_multiplies_paired_speedups() -> None:
     assert tree.loc[quant, "accuracy_vs_root"] == pytest.approx(-0.03)
     assert tree.loc[check, "speedup_basis"] == "unpaired", "no pairing: ratio of medians"
     assert tree.loc[quant, "selected"] and not tree.loc[small, "selected"]
-    assert [r["id"] for r in analysis.lineage(runs_by_id(), check)] == [teacher, small, quant,
+    assert [r["id"] for r in lineage.lineage(runs_by_id(), check)] == [teacher, small, quant,
                                                                          check]
 
 
@@ -141,29 +142,43 @@ def run(method: str, data: dict, speedup: dict[str, float], device: str = CPU,
 
 
 def test_why_not_faster_names_the_causes() -> None:
-    assert analysis.why_not_faster(run("quantize", {"scheme": "int8-dynamic"},
-                                       {"1": 2.0, "32": 2.5})) == [], "faster: nothing to say"
-    sparse = analysis.why_not_faster(run("prune", {"kind": "unstructured"}, {"32": 1.0},
-                                         sparsity=0.5))
+    """The method's own note (stored by the runner from its hook) plus causes that hold for
+    any method; the report never reads a method's or a scheme's name."""
+    assert diagnosis.why_not_faster(run("quantize", {"scheme": "int8-dynamic"},
+                                        {"1": 2.0, "32": 2.5})) == [], "faster: nothing to say"
+    sparse = diagnosis.why_not_faster(run(
+        "prune", {"kind": "unstructured"}, {"32": 1.0}, sparsity=0.5,
+        why_not_faster="Unstructured sparsity on dense kernels: zeros cost the same."))
     assert any("Unstructured sparsity on dense kernels" in n for n in sparse)
-    gpu = analysis.why_not_faster(run("quantize", {"scheme": "int8-static"}, {"32": 0.9},
-                                      device="cuda:NVIDIA H100 (sm90)"))
-    assert any("device without its kernels" in n for n in gpu)
-    tiny = analysis.why_not_faster(run("quantize", {"scheme": "fp16"}, {"1": 1.0, "32": 1.05},
-                                       device="cuda:NVIDIA H100 (sm90)", parent_latency=[
-                                           {"batch_size": 1, "p50_ms": 2.0},
-                                           {"batch_size": 32, "p50_ms": 3.5}]))
+    tiny = diagnosis.why_not_faster(run("quantize", {"scheme": "fp16"}, {"1": 1.0, "32": 1.05},
+                                        device="cuda:NVIDIA H100 (sm90)", parent_latency=[
+                                            {"batch_size": 1, "p50_ms": 2.0},
+                                            {"batch_size": 32, "p50_ms": 3.5}]))
     assert any("parent takes only 2.0 ms" in n for n in tiny)
-    weight_only = analysis.why_not_faster(run("quantize", {"scheme": "int8-weight-only"},
-                                              {"32": 0.95}))
-    assert any("no fused kernel" in n for n in weight_only)
-    overhead = analysis.why_not_faster(run("distill", {}, {"1": 1.02, "32": 1.8}))
+    overhead = diagnosis.why_not_faster(run("distill", {}, {"1": 1.02, "32": 1.8}))
     assert any("launch overhead dominates" in n for n in overhead)
-    own = analysis.why_not_faster(run("quantize", {"scheme": "bf16"}, {"1": 1.0, "32": 1.5},
-                                      why_not_faster="The method says why."))
-    assert own[0] == "The method says why.", "the method's own note replaces the lab's guess"
+    own = diagnosis.why_not_faster(run("quantize", {"scheme": "bf16"}, {"1": 1.0, "32": 1.5},
+                                       why_not_faster="The method says why."))
+    assert own[0] == "The method says why.", "the method's own note comes first"
     assert not any("bf16" in n for n in own) and "launch overhead" in own[1]
-    assert "no known cause" in analysis.why_not_faster(run("distill", {}, {"32": 1.0}))[0]
+    busy = diagnosis.why_not_faster(run("distill", {}, {"32": 1.0}, timing_warning="load 7.5",
+                                        timing_unreliable="spread 40% of the median"))
+    assert any("busy" in n and "load 7.5" in n for n in busy)
+    assert any("unreliable" in n and "re-time" in n for n in busy)
+    assert "no known cause" in diagnosis.why_not_faster(run("distill", {}, {"32": 1.0}))[0]
+
+
+def test_why_not_faster_reads_no_method_or_scheme_names() -> None:
+    """The same metrics under any method name or config give the same notes: the method's
+    knowledge arrives only through its stored note."""
+    for method, data in [("quantize", {"scheme": "int8-weight-only"}),
+                         ("prune", {"kind": "unstructured"}), ("lowrank", {"rank": 0.5})]:
+        notes = diagnosis.why_not_faster(run(method, data, {"32": 0.95}))
+        assert len(notes) == 1 and "no known cause" in notes[0]
+    source = (ROOT / "engine" / "reports" / "diagnosis.py").read_text()
+    for name in ("int8", "unstructured", "fp16", "prune", "quantize", "distill", "scheme"):
+        assert f'"{name}' not in source, name
+    assert diagnosis.NOT_FASTER == pytest.approx(1.1)
 
 
 # --------------------------------------------------------------------------- storage, exports
@@ -188,7 +203,7 @@ def test_runs_table_matches_the_json_contract(tiny_csv) -> None:
 def test_csv_has_one_row_per_run() -> None:
     seed_runs(9)
     runs = queries.runs_table()
-    frame = pd.read_csv(io.StringIO(export.runs_csv(runs, analysis.batch_sizes(runs))))
+    frame = pd.read_csv(io.StringIO(files.runs_csv(runs, batch_sizes(runs))))
     assert len(frame) == 9 and frame["job"].is_unique
     assert {"p50_ms_batch1", "p50_ms_batch32", "speedup_vs_parent_batch32"} <= set(frame.columns)
 
@@ -214,7 +229,7 @@ def test_html_report_is_self_contained(tiny_csv) -> None:
     ids = seed_runs(4, dataset=f"csv:{tiny_csv}", n_examples=16)
     runs = runs_by_id()
     chosen = [runs[ids[0]], runs[ids[1]], runs[ids[2]]]
-    doc = export.html_report(chosen, queries.prediction_arrays(ids[:3]), 32, 2.0)
+    doc = report.html_report(chosen, queries.prediction_arrays(ids[:3]), 32, 2.0)
     parser = RemoteRefs()
     parser.feed(doc)
     assert parser.remote == []
@@ -228,7 +243,7 @@ def test_html_report_is_self_contained(tiny_csv) -> None:
 def test_model_archive_loads_with_from_pretrained(tiny_model_dir, tmp_path) -> None:
     from transformers import AutoModelForSequenceClassification
 
-    data = export.model_archive(tiny_model_dir, "job:3")
+    data = files.model_archive(tiny_model_dir, "job:3")
     zipfile.ZipFile(io.BytesIO(data)).extractall(tmp_path)
     folder = tmp_path / "job-3"
     assert "from_pretrained" in (folder / "README_LAB.txt").read_text()
@@ -256,7 +271,7 @@ def test_recipe_round_trips_on_a_tiny_model(tiny_model_dir, tiny_csv, tmp_path) 
         old.append(store.get_job(job))
         parent = job
     path = tmp_path / "recipe.yaml"
-    path.write_text(export.recipe_yaml(runs_by_id(), old[-1].id))
+    path.write_text(files.recipe_yaml(runs_by_id(), old[-1].id))
     recipe = yaml.safe_load(path.read_text())
     assert recipe["model"] == str(tiny_model_dir) and len(recipe["steps"]) == 2
 
@@ -273,7 +288,7 @@ def test_recipe_starts_from_the_default_teacher() -> None:
                       accuracy=0.85, size_mb=90.9, alias="default")
     child = add_run("quantize", {"scheme": "int8-dynamic"}, "default", "rotten-tomatoes",
                     teacher, accuracy=0.84, size_mb=30.0, speedup={32: 2.0})
-    assert export.recipe(runs_by_id(), child) == {
+    assert files.recipe(runs_by_id(), child) == {
         "model": "default", "dataset": "rotten-tomatoes",
         "steps": [{"method": "quantize", "config": {"scheme": "int8-dynamic"}}]}
-    assert export.recipe(runs_by_id(), teacher)["model"] == "minilm-l6"
+    assert files.recipe(runs_by_id(), teacher)["model"] == "minilm-l6"
