@@ -241,3 +241,16 @@ def job_from_selection(selection: Any) -> int | None:
         if isinstance(first, (int, float)) and not isinstance(first, bool):
             return int(first)  # reference markers and lines carry no job id: skipped
     return None
+
+
+def runtime_table(run: dict[str, Any], batch_size: int | None) -> pd.DataFrame:
+    """The run under each runtime it was timed under at `batch_size`: median latency and the
+    paired speedup against its parent under that same runtime, fastest first."""
+    rows = []
+    for row in sorted(own_rows(run, batch_size), key=lambda r: r["p50_ms"]):
+        x, ci = paired_speedup(run, batch_size, runtime_of(row))
+        rows.append({"runtime": runtime_of(row), "p50_ms": row["p50_ms"],
+                     "iqr_ms": row.get("iqr_ms"), "threads": row.get("threads"),
+                     "speedup_vs_parent": speedup_text(x, ci) + (" paired" if x else "")})
+    return pd.DataFrame(rows, columns=["runtime", "p50_ms", "iqr_ms", "threads",
+                                       "speedup_vs_parent"])
