@@ -388,6 +388,7 @@ def test_lineage_never_multiplies_mixed_runtimes_and_prefers_a_retime() -> None:
     tree = lineage.family_tree(by_id, 3, 32, "eager").set_index("job")
     assert list(tree.index) == [1, 2, 3], "the selected chain, not the sibling branch"
     assert tree.loc[2, "how_measured"] == "paired (one step)"
+    assert tree.loc[2, "speedup"] == "2.00x"
     assert tree.loc[3, "speedup_basis"] != "paired", "eager x compiled is not a product"
     assert math.isnan(tree.loc[3, "cumulative_speedup"]), "no eager row for job 3 either"
     both = made(3, 2, [lat(32, 20.0, "eager")], speedup_vs_parent={"32": 1.5})
@@ -396,10 +397,12 @@ def test_lineage_never_multiplies_mixed_runtimes_and_prefers_a_retime() -> None:
     assert tree.loc[3, "cumulative_speedup"] == pytest.approx(3.0)
     assert tree.loc[3, "how_measured"] == "estimated (product of paired steps, same runtime)"
     by_id[7] = made(7, 3, [lat(32, 20.0, "eager")], method="retime", model="job:3",
-                    data={"against": "job:1"}, speedup_vs_parent={"32": 2.6})
+                    data={"against": "job:1"}, speedup_vs_parent={"32": 2.6},
+                    speedup_vs_parent_ci={"32": [2.4, 2.8]})
     tree = lineage.family_tree(by_id, 3, 32, "eager").set_index("job")
     assert tree.loc[3, "cumulative_speedup"] == 2.6 and tree.loc[3, "speedup_basis"] == "retime"
     assert tree.loc[3, "how_measured"] == "measured (retime job 7, paired)"
+    assert tree.loc[3, "speedup"] == "2.60x (2.40-2.80)"
     assert list(tree.columns)[-1] == "config", "the wide text last"
 
 

@@ -14,6 +14,7 @@ from engine.reports.runs import (
     paired_speedup,
     retime_ratio,
     run_label,
+    speedup_text,
     unpaired_ratio,
 )
 
@@ -52,7 +53,7 @@ def family_tree(runs_by_id: dict[int, dict[str, Any]], job_id: int, batch_size: 
     rows: list[dict[str, Any]] = []
 
     def visit(run: dict[str, Any], depth: int, chained: float | None, steps: int,
-              below: bool) -> None:
+              below: bool, ci: tuple[float, float] | None = None) -> None:
         """`chained`: the product of same-runtime paired ratios from the root (None once a
         step has none); `steps`: how many ratios it multiplies; `below`: at or under job_id."""
         m = run["metrics"]
@@ -61,7 +62,8 @@ def family_tree(runs_by_id: dict[int, dict[str, Any]], job_id: int, batch_size: 
             how = HOW["step"] if steps == 1 else (HOW["paired"] if steps else None)
         retimed = _retimed(everything, run, root, batch_size, runtime) if depth else None
         if retimed:
-            speedup, basis, how = retimed[0], "retime", HOW["retime"].format(job=retimed[1])
+            speedup, basis, how = retimed[0], "retime", HOW["retime"].format(job=retimed[2])
+            ci = retimed[1]
         elif chained is None:
             speedup = unpaired_ratio(root, run, batch_size, runtime)
             basis, how = ("unpaired", HOW["unpaired"]) if speedup else (None, None)
@@ -71,6 +73,7 @@ def family_tree(runs_by_id: dict[int, dict[str, Any]], job_id: int, batch_size: 
             "step": ("\u2003" * depth + ("└ " if depth else "")) + run_label(run),
             "job": run["id"], "selected": run["id"] == job_id, "runtime": runtime,
             "cumulative_speedup": speedup, "how_measured": how, "speedup_basis": basis,
+            "speedup": speedup_text(speedup, ci if basis == "retime" or steps == 1 else None),
             "size_ratio": root_m["size_mb"] / m["size_mb"]
             if root_m.get("size_mb") and m.get("size_mb") else None,
             "accuracy": accuracy,
@@ -81,9 +84,9 @@ def family_tree(runs_by_id: dict[int, dict[str, Any]], job_id: int, batch_size: 
         below = below or run["id"] == job_id
         for child_id in sorted(c for c in children.get(run["id"], []) if below or c in on_chain):
             child = runs_by_id[child_id]
-            step, _ = paired_speedup(child, batch_size, runtime)
+            step, step_ci = paired_speedup(child, batch_size, runtime)
             visit(child, depth + 1, chained * step if chained is not None and step else None,
-                  steps + 1, below)
+                  steps + 1, below, step_ci)
 
     on_chain = {r["id"] for r in chain}
     visit(root, 0, 1.0, 0, False)
@@ -91,11 +94,12 @@ def family_tree(runs_by_id: dict[int, dict[str, Any]], job_id: int, batch_size: 
 
 
 def _retimed(everything: list[dict[str, Any]], run: dict[str, Any], root: dict[str, Any],
-             batch_size: int, runtime: str) -> tuple[float, int] | None:
-    """A stored retime job's paired speedup of `run` against `root`, and its id."""
+             batch_size: int, runtime: str
+             ) -> tuple[float, tuple[float, float] | None, int] | None:
+    """A stored retime job's paired speedup of `run` against `root`, its interval and id."""
     for model in model_names(run):
         for against in model_names(root):
-            x, _, job = retime_ratio(everything, model, against, batch_size, runtime)
+            x, ci, job = retime_ratio(everything, model, against, batch_size, runtime)
             if x:
-                return x, job
+                return x, ci, job
     return None

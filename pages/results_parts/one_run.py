@@ -61,11 +61,11 @@ def lineage(view: View, run_id: int) -> None:
     st.markdown(f"**Lineage** (cumulative against the first model of the chain, {runtime})")
     tree = family_tree(view.by_id, run_id, view.batch, runtime)
     st.dataframe(tree, hide_index=True, key="results_lineage",
-                 column_order=["step", "cumulative_speedup", "how_measured", "size_ratio",
+                 column_order=["step", "speedup", "how_measured", "size_ratio",
                                "accuracy", "accuracy_vs_root", "selected", "config"],
                  column_config={
                      "step": TEXT(width="medium"),
-                     "cumulative_speedup": NUM("speedup vs first", format="%.2fx"),
+                     "speedup": TEXT("speedup vs first (95% CI)"),
                      "how_measured": TEXT("how the speedup was measured", width="medium"),
                      "size_ratio": NUM("smaller by", format="%.2fx"),
                      "accuracy": NUM(format="%.3f"), "accuracy_vs_root": NUM(format="%+.3f"),
