@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from engine.reports.runs import (
+    FASTEST,
     RUNTIMES,
     model_names,
     own_rows,
@@ -70,7 +71,8 @@ def compare(runs: list[dict[str, Any]], preds: dict[int, dict[str, list]], batch
     """The comparison table (one row per run, the first is the baseline) and one McNemar
     sentence per later run. Latency and speedup are under one `runtime` for every run (by
     default the first one all were timed under); `everything` is searched for retime jobs."""
-    runtime = runtime or common_runtime(runs, batch_size)
+    if not runtime or runtime == FASTEST:  # a ratio needs one runtime for both runs
+        runtime = common_runtime(runs, batch_size)
     frame = runs_frame(runs, batch_size, runtime).set_index("job")
     base_run, base = runs[0], frame.loc[runs[0]["id"]]
     pa = preds.get(base_run["id"]) or {}
