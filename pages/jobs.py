@@ -1,8 +1,8 @@
 """Jobs: the queue with live progress, elapsed time, ETA, messages, errors and cancel."""
 
-import plotly.graph_objects as go
 import streamlit as st
 
+from engine.reports import figures
 from engine.submit import delete_run
 from engine.toolkit.config import LabError
 from pages.ui import elapsed, eta, fmt_seconds, show_error
@@ -23,14 +23,7 @@ def delete(job_id: int) -> None:
 
 def curves_chart(job) -> None:
     """Loss (left axis) and accuracies (right axis; the teacher's as a flat reference) by step."""
-    fig = go.Figure()
-    for name, points in job.curves.items():
-        xs, ys = zip(*points) if points else ((), ())
-        fig.add_scatter(x=xs, y=ys, name=name, mode="lines+markers",
-                        yaxis="y2" if "accuracy" in name else "y")
-    fig.update_layout(height=240, margin=dict(l=0, r=0, t=10, b=0),
-                      xaxis_title="step", yaxis_title="loss",
-                      yaxis2=dict(title="accuracy", overlaying="y", side="right"))
+    fig = figures.curves_figure(job.curves)
     st.plotly_chart(fig, key=f"curves_{job.id}")
 
 

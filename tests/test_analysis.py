@@ -1,6 +1,5 @@
-"""engine.reports.analysis, engine.reports.export and storage.queries on
- hand-made points, known tables and a
-recipe replayed on a tiny model."""
+"""engine.reports (runs, stats, compare, lineage, diagnosis, files, report) and storage.queries
+on hand-made points, known tables and a recipe replayed on a tiny model."""
 
 from __future__ import annotations
 
@@ -15,10 +14,14 @@ import pandas as pd
 import pytest
 import yaml
 
-from engine.reports import analysis, export
-from engine.reports.analysis import bootstrap_ci, mcnemar, pareto_mask
+from engine.reports import compare as comparing
+from engine.reports import diagnosis, figures, files, lineage, report, stats
+from engine.reports import runs as runs_mod
+from engine.reports.runs import batch_sizes, job_from_selection, pareto_mask
+from engine.reports.stats import bootstrap_ci, mcnemar
 from storage import jobs as store
 from storage import queries
+from tests.conftest import ROOT
 from tests.test_results_page import CPU, add_run, seed_runs
 
 # --------------------------------------------------------------------------- Pareto
@@ -78,8 +81,8 @@ def test_mcnemar_on_known_tables() -> None:
 
 
 def test_cost_per_million() -> None:
-    assert analysis.cost_per_million(100.0, 3.6) == pytest.approx(10.0)
-    assert analysis.cost_per_million(None, 3.6) is None
+    assert stats.cost_per_million(100.0, 3.6) == pytest.approx(10.0)
+    assert stats.cost_per_million(None, 3.6) is None
 
 
 def test_flips_lists_changed_predictions_most_confident_mistake_first() -> None:
@@ -87,7 +90,7 @@ def test_flips_lists_changed_predictions_most_confident_mistake_first() -> None:
          "confidence": [0.9, 0.6, 0.8, 0.7]}
     b = {"idx": [0, 1, 2, 3], "label": [1, 0, 1, 0], "pred": [0, 0, 1, 0],
          "confidence": [0.95, 0.7, 0.6, 0.9]}
-    out = analysis.flips(a, b, texts=["t0", "t1", "t2", "t3"], label_names=["neg", "pos"])
+    out = stats.flips(a, b, texts=["t0", "t1", "t2", "t3"], label_names=["neg", "pos"])
     assert out["idx"].tolist() == [0, 2, 1], "sorted by the wrong answer's confidence"
     assert out["right"].tolist() == ["A", "B", "B"]
     assert out.loc[0, ["text", "label", "pred_a", "pred_b"]].tolist() == ["t0", "pos", "pos",
@@ -96,12 +99,12 @@ def test_flips_lists_changed_predictions_most_confident_mistake_first() -> None:
 
 def test_job_from_selection() -> None:
     event = {"selection": {"points": [{"x": 1, "y": 2, "customdata": [7, "job 7"]}]}}
-    assert analysis.job_from_selection(event) == 7
-    assert analysis.job_from_selection({"selection": {"points": []}}) is None
-    assert analysis.job_from_selection(None) is None
+    assert job_from_selection(event) == 7
+    assert job_from_selection({"selection": {"points": []}}) is None
+    assert job_from_selection(None) is None
     reference = {"selection": {"points": [{"customdata": ["a Xeon", "a paper"]}, {"x": 2},
                                           {"customdata": [9]}]}}
-    assert analysis.job_from_selection(reference) == 9, "stars and lines are skipped"
+    assert job_from_selection(reference) == 9, "stars and lines are skipped"
 
 
 # --------------------------------------------------------------------------- lineage, diagnostics
@@ -120,7 +123,7 @@ def test_family_tree_multiplies_paired_speedups() -> None:
                     small, accuracy=0.82, size_mb=11.3625, speedup={1: 1.5, 32: 1.5})
     check = add_run("evaluate", {}, f"job:{quant}", "rotten-tomatoes", quant, accuracy=0.82,
                     size_mb=11.3625)
-    tree = analysis.family_tree(runs_by_id(), quant, 32).set_index("job")
+    tree = lineage.family_tree(runs_by_id(), quant, 32).set_index("job")
     assert list(tree.index) == [teacher, small, quant, check]
     assert tree.loc[quant, "cumulative_speedup"] == pytest.approx(3.0)
     assert tree.loc[quant, "speedup_basis"] == "paired"
@@ -128,7 +131,7 @@ def test_family_tree_multiplies_paired_speedups() -> None:
     assert tree.loc[quant, "accuracy_vs_root"] == pytest.approx(-0.03)
     assert tree.loc[check, "speedup_basis"] == "unpaired", "no pairing: ratio of medians"
     assert tree.loc[quant, "selected"] and not tree.loc[small, "selected"]
-    assert [r["id"] for r in analysis.lineage(runs_by_id(), check)] == [teacher, small, quant,
+    assert [r["id"] for r in lineage.lineage(runs_by_id(), check)] == [teacher, small, quant,
                                                                          check]
 
 
@@ -141,29 +144,43 @@ def run(method: str, data: dict, speedup: dict[str, float], device: str = CPU,
 
 
 def test_why_not_faster_names_the_causes() -> None:
-    assert analysis.why_not_faster(run("quantize", {"scheme": "int8-dynamic"},
-                                       {"1": 2.0, "32": 2.5})) == [], "faster: nothing to say"
-    sparse = analysis.why_not_faster(run("prune", {"kind": "unstructured"}, {"32": 1.0},
-                                         sparsity=0.5))
+    """The method's own note (stored by the runner from its hook) plus causes that hold for
+    any method; the report never reads a method's or a scheme's name."""
+    assert diagnosis.why_not_faster(run("quantize", {"scheme": "int8-dynamic"},
+                                        {"1": 2.0, "32": 2.5})) == [], "faster: nothing to say"
+    sparse = diagnosis.why_not_faster(run(
+        "prune", {"kind": "unstructured"}, {"32": 1.0}, sparsity=0.5,
+        why_not_faster="Unstructured sparsity on dense kernels: zeros cost the same."))
     assert any("Unstructured sparsity on dense kernels" in n for n in sparse)
-    gpu = analysis.why_not_faster(run("quantize", {"scheme": "int8-static"}, {"32": 0.9},
-                                      device="cuda:NVIDIA H100 (sm90)"))
-    assert any("device without its kernels" in n for n in gpu)
-    tiny = analysis.why_not_faster(run("quantize", {"scheme": "fp16"}, {"1": 1.0, "32": 1.05},
-                                       device="cuda:NVIDIA H100 (sm90)", parent_latency=[
-                                           {"batch_size": 1, "p50_ms": 2.0},
-                                           {"batch_size": 32, "p50_ms": 3.5}]))
+    tiny = diagnosis.why_not_faster(run("quantize", {"scheme": "fp16"}, {"1": 1.0, "32": 1.05},
+                                        device="cuda:NVIDIA H100 (sm90)", parent_latency=[
+                                            {"batch_size": 1, "p50_ms": 2.0},
+                                            {"batch_size": 32, "p50_ms": 3.5}]))
     assert any("parent takes only 2.0 ms" in n for n in tiny)
-    weight_only = analysis.why_not_faster(run("quantize", {"scheme": "int8-weight-only"},
-                                              {"32": 0.95}))
-    assert any("no fused kernel" in n for n in weight_only)
-    overhead = analysis.why_not_faster(run("distill", {}, {"1": 1.02, "32": 1.8}))
+    overhead = diagnosis.why_not_faster(run("distill", {}, {"1": 1.02, "32": 1.8}))
     assert any("launch overhead dominates" in n for n in overhead)
-    own = analysis.why_not_faster(run("quantize", {"scheme": "bf16"}, {"1": 1.0, "32": 1.5},
-                                      why_not_faster="The method says why."))
-    assert own[0] == "The method says why.", "the method's own note replaces the lab's guess"
+    own = diagnosis.why_not_faster(run("quantize", {"scheme": "bf16"}, {"1": 1.0, "32": 1.5},
+                                       why_not_faster="The method says why."))
+    assert own[0] == "The method says why.", "the method's own note comes first"
     assert not any("bf16" in n for n in own) and "launch overhead" in own[1]
-    assert "no known cause" in analysis.why_not_faster(run("distill", {}, {"32": 1.0}))[0]
+    busy = diagnosis.why_not_faster(run("distill", {}, {"32": 1.0}, timing_warning="load 7.5",
+                                        timing_unreliable="spread 40% of the median"))
+    assert any("busy" in n and "load 7.5" in n for n in busy)
+    assert any("unreliable" in n and "re-time" in n for n in busy)
+    assert "no known cause" in diagnosis.why_not_faster(run("distill", {}, {"32": 1.0}))[0]
+
+
+def test_why_not_faster_reads_no_method_or_scheme_names() -> None:
+    """The same metrics under any method name or config give the same notes: the method's
+    knowledge arrives only through its stored note."""
+    for method, data in [("quantize", {"scheme": "int8-weight-only"}),
+                         ("prune", {"kind": "unstructured"}), ("lowrank", {"rank": 0.5})]:
+        notes = diagnosis.why_not_faster(run(method, data, {"32": 0.95}))
+        assert len(notes) == 1 and "no known cause" in notes[0]
+    source = (ROOT / "engine" / "reports" / "diagnosis.py").read_text()
+    for name in ("int8", "unstructured", "fp16", "prune", "quantize", "distill", "scheme"):
+        assert f'"{name}' not in source, name
+    assert diagnosis.NOT_FASTER == pytest.approx(1.1)
 
 
 # --------------------------------------------------------------------------- storage, exports
@@ -188,7 +205,7 @@ def test_runs_table_matches_the_json_contract(tiny_csv) -> None:
 def test_csv_has_one_row_per_run() -> None:
     seed_runs(9)
     runs = queries.runs_table()
-    frame = pd.read_csv(io.StringIO(export.runs_csv(runs, analysis.batch_sizes(runs))))
+    frame = pd.read_csv(io.StringIO(files.runs_csv(runs, batch_sizes(runs))))
     assert len(frame) == 9 and frame["job"].is_unique
     assert {"p50_ms_batch1", "p50_ms_batch32", "speedup_vs_parent_batch32"} <= set(frame.columns)
 
@@ -214,7 +231,7 @@ def test_html_report_is_self_contained(tiny_csv) -> None:
     ids = seed_runs(4, dataset=f"csv:{tiny_csv}", n_examples=16)
     runs = runs_by_id()
     chosen = [runs[ids[0]], runs[ids[1]], runs[ids[2]]]
-    doc = export.html_report(chosen, queries.prediction_arrays(ids[:3]), 32, 2.0)
+    doc = report.html_report(chosen, queries.prediction_arrays(ids[:3]), 32, 2.0)
     parser = RemoteRefs()
     parser.feed(doc)
     assert parser.remote == []
@@ -228,7 +245,7 @@ def test_html_report_is_self_contained(tiny_csv) -> None:
 def test_model_archive_loads_with_from_pretrained(tiny_model_dir, tmp_path) -> None:
     from transformers import AutoModelForSequenceClassification
 
-    data = export.model_archive(tiny_model_dir, "job:3")
+    data = files.model_archive(tiny_model_dir, "job:3")
     zipfile.ZipFile(io.BytesIO(data)).extractall(tmp_path)
     folder = tmp_path / "job-3"
     assert "from_pretrained" in (folder / "README_LAB.txt").read_text()
@@ -256,7 +273,7 @@ def test_recipe_round_trips_on_a_tiny_model(tiny_model_dir, tiny_csv, tmp_path) 
         old.append(store.get_job(job))
         parent = job
     path = tmp_path / "recipe.yaml"
-    path.write_text(export.recipe_yaml(runs_by_id(), old[-1].id))
+    path.write_text(files.recipe_yaml(runs_by_id(), old[-1].id))
     recipe = yaml.safe_load(path.read_text())
     assert recipe["model"] == str(tiny_model_dir) and len(recipe["steps"]) == 2
 
@@ -273,7 +290,181 @@ def test_recipe_starts_from_the_default_teacher() -> None:
                       accuracy=0.85, size_mb=90.9, alias="default")
     child = add_run("quantize", {"scheme": "int8-dynamic"}, "default", "rotten-tomatoes",
                     teacher, accuracy=0.84, size_mb=30.0, speedup={32: 2.0})
-    assert export.recipe(runs_by_id(), child) == {
+    assert files.recipe(runs_by_id(), child) == {
         "model": "default", "dataset": "rotten-tomatoes",
         "steps": [{"method": "quantize", "config": {"scheme": "int8-dynamic"}}]}
-    assert export.recipe(runs_by_id(), teacher)["model"] == "minilm-l6"
+    assert files.recipe(runs_by_id(), teacher)["model"] == "minilm-l6"
+
+
+# --------------------------------------------------------------------------- like with like
+
+
+def lat(bs: int, p50: float, runtime: str, **extra) -> dict:
+    return {"batch_size": bs, "seq_len": 64, "p50_ms": p50, "p95_ms": p50 * 1.1,
+            "throughput_per_s": bs / p50 * 1000, "device": CPU, "runtime": runtime,
+            "threads": 2, **extra}
+
+
+def made(job: int, parent: int | None, latency: list[dict], method: str = "quantize",
+         data: dict | None = None, model: str | None = None, **metrics) -> dict:
+    """A run dict as runs_table returns it, with hand-made latency rows."""
+    return {"id": job, "method": method, "config": {"data": data or {}},
+            "model": model or (f"job:{parent}" if parent else "minilm-l6"),
+            "output_model": None if method == "retime" else f"job:{job}", "parent_id": parent,
+            "dataset": "rotten-tomatoes", "alias": None,
+            "metrics": {"device": CPU, "accuracy": 0.85, "size_mb": 90.0, "latency": latency,
+                        **metrics}}
+
+
+def two_runtimes() -> list[dict]:
+    """A teacher timed eager (100 ms) and compiled (80 ms); an int8 child timed compiled
+    (40 ms) and eager (60 ms), paired against its parent compiled (2.1x, 1.9-2.3) and
+    eager (1.6x); an unrelated distilled run timed compiled (50 ms) and eager (70 ms)."""
+    teacher = made(1, None, [lat(32, 100.0, "eager"), lat(32, 80.0, "compiled")],
+                   method="finetune")
+    child = made(2, 1, [lat(32, 40.0, "compiled"), lat(32, 60.0, "eager")],
+                 parent_runtime="compiled", speedup_vs_parent={"32": 2.1},
+                 speedup_vs_parent_ci={"32": [1.9, 2.3]},
+                 speedup_by_runtime={"compiled": {"32": 2.1}, "eager": {"32": 1.6}},
+                 speedup_ci_by_runtime={"compiled": {"32": [1.9, 2.3]}})
+    other = made(3, 9, [lat(32, 50.0, "compiled"), lat(32, 70.0, "eager")], method="distill")
+    return [teacher, child, other]
+
+
+def test_frame_uses_rows_and_ratios_of_one_runtime() -> None:
+    teacher, child, other = two_runtimes()
+    eager = runs_mod.runs_frame([teacher, child], 32, "eager").set_index("job")
+    assert eager.loc[1, "p50_ms"] == 100.0 and eager.loc[2, "p50_ms"] == 60.0
+    assert eager.loc[2, "speedup_vs_parent"] == 1.6, "the eager ratio, not the compiled one"
+    compiled = runs_mod.runs_frame([teacher, child], 32, "compiled").set_index("job")
+    assert compiled.loc[2, "p50_ms"] == 40.0 and compiled.loc[2, "speedup_vs_parent"] == 2.1
+    assert compiled.loc[2, "speedup"] == "2.10x (1.90-2.30) paired, compiled"
+    fastest = runs_mod.runs_frame([teacher, child], 32, runs_mod.FASTEST).set_index("job")
+    assert list(fastest["runtime"]) == ["compiled", "compiled"]
+    assert math.isnan(runs_mod.runs_frame([child], 32, "onnxruntime")["p50_ms"].iloc[0])
+    older = made(4, 1, [lat(32, 50.0, "eager")], speedup_vs_parent={"32": 2.0})
+    assert runs_mod.paired_speedup(older, 32, "eager") == (2.0, None), "an older run: eager"
+    assert runs_mod.paired_speedup(older, 32, "compiled") == (None, None), "never mixed"
+
+
+def test_compare_says_paired_unpaired_or_retime() -> None:
+    teacher, child, other = two_runtimes()
+    table, _ = comparing.compare([teacher, child, other], {}, 32, 1.0, "compiled")
+    rows = table.set_index("job")
+    assert rows.loc[2, "speedup_vs_first"] == 2.1 and rows.loc[2, "speedup_basis"] == "paired"
+    assert rows.loc[2, "speedup"] == "2.10x (1.90-2.30) paired"
+    assert rows.loc[3, "speedup_vs_first"] == pytest.approx(80.0 / 50.0), "compiled / compiled"
+    assert rows.loc[3, "speedup_basis"] == "unpaired"
+    eager, _ = comparing.compare([teacher, child, other], {}, 32, 1.0, "eager")
+    assert eager.set_index("job").loc[3, "speedup_vs_first"] == pytest.approx(100.0 / 70.0)
+    assert comparing.common_runtime([teacher, child, other], 32) == "compiled"
+    # a different thread count is not like with like: no ratio at all
+    odd = made(5, 9, [lat(32, 50.0, "compiled", threads=8)])
+    t, _ = comparing.compare([teacher, odd], {}, 32, 1.0, "compiled")
+    assert math.isnan(t["speedup_vs_first"].iloc[1]) and t["speedup_basis"].iloc[1] is None
+    retime = made(6, 3, [lat(32, 50.0, "compiled")], method="retime", model="job:3",
+                  data={"against": "job:1"}, parent_runtime="compiled",
+                  speedup_vs_parent={"32": 1.7}, speedup_vs_parent_ci={"32": [1.6, 1.8]})
+    t, _ = comparing.compare([teacher, other], {}, 32, 1.0, "compiled",
+                             [teacher, child, other, retime])
+    assert t["speedup_vs_first"].iloc[1] == 1.7 and t["speedup_basis"].iloc[1] == "retime"
+    t, _ = comparing.compare([other, teacher], {}, 32, 1.0, "compiled",
+                             [teacher, child, other, retime])
+    assert t["speedup_vs_first"].iloc[1] == pytest.approx(1 / 1.7), "either order"
+    text = report.headlines(table)
+    assert "2.10x (1.90-2.30) paired as fast under compiled" in text[0]
+    assert "unpaired (timed in different processes)" in text[1]
+
+
+def test_lineage_never_multiplies_mixed_runtimes_and_prefers_a_retime() -> None:
+    teacher = made(1, None, [lat(32, 100.0, "eager"), lat(32, 80.0, "compiled")],
+                   method="finetune")
+    small = made(2, 1, [lat(32, 50.0, "eager")], speedup_vs_parent={"32": 2.0},
+                 method="distill")
+    quant = made(3, 2, [lat(32, 20.0, "compiled")], parent_runtime="compiled",
+                 speedup_vs_parent={"32": 1.5})
+    sibling = made(4, 1, [lat(32, 90.0, "eager")], speedup_vs_parent={"32": 1.1})
+    by_id = {r["id"]: r for r in (teacher, small, quant, sibling)}
+    tree = lineage.family_tree(by_id, 3, 32, "eager").set_index("job")
+    assert list(tree.index) == [1, 2, 3], "the selected chain, not the sibling branch"
+    assert tree.loc[2, "how_measured"] == "paired (one step)"
+    assert tree.loc[2, "speedup"] == "2.00x"
+    assert tree.loc[3, "speedup_basis"] != "paired", "eager x compiled is not a product"
+    assert math.isnan(tree.loc[3, "cumulative_speedup"]), "no eager row for job 3 either"
+    both = made(3, 2, [lat(32, 20.0, "eager")], speedup_vs_parent={"32": 1.5})
+    by_id[3] = both
+    tree = lineage.family_tree(by_id, 3, 32, "eager").set_index("job")
+    assert tree.loc[3, "cumulative_speedup"] == pytest.approx(3.0)
+    assert tree.loc[3, "how_measured"] == "estimated (product of paired steps, same runtime)"
+    by_id[7] = made(7, 3, [lat(32, 20.0, "eager")], method="retime", model="job:3",
+                    data={"against": "job:1"}, speedup_vs_parent={"32": 2.6},
+                    speedup_vs_parent_ci={"32": [2.4, 2.8]})
+    tree = lineage.family_tree(by_id, 3, 32, "eager").set_index("job")
+    assert tree.loc[3, "cumulative_speedup"] == 2.6 and tree.loc[3, "speedup_basis"] == "retime"
+    assert tree.loc[3, "how_measured"] == "measured (retime job 7, paired)"
+    assert tree.loc[3, "speedup"] == "2.60x (2.40-2.80)"
+    assert list(tree.columns)[-1] == "config", "the wide text last"
+
+
+def test_frontier_marks_runtimes_and_hides_unreliable_runs() -> None:
+    teacher, child, other = two_runtimes()
+    other["metrics"]["timing_unreliable"] = "spread 40% of the median"
+    frame = runs_mod.runs_frame([teacher, child, other], 32, runs_mod.FASTEST)
+    fig = figures.frontier_figure(frame, "p50_ms", "accuracy")
+    plotted = {int(c[0]) for t in fig.data if t.customdata is not None for c in t.customdata}
+    assert plotted == {1, 2}, "the unreliable run is off the chart by default"
+    shown = figures.frontier_figure(frame, "p50_ms", "accuracy", show_unreliable=True)
+    crosses = [t for t in shown.data if t.name == "unreliable timing: re-time"]
+    assert len(crosses) == 1 and int(crosses[0].customdata[0][0]) == 3
+    assert not any(t.name == "frontier" and 50.0 in list(t.x) for t in shown.data)
+    teacher["metrics"]["latency"] = [lat(32, 100.0, "eager")]  # now eager vs compiled points
+    mixed = figures.frontier_figure(runs_mod.runs_frame([teacher, child], 32, "fastest"),
+                                    "p50_ms", "accuracy")
+    symbols = {s for t in mixed.data if t.customdata is not None
+               for s in np.atleast_1d(t.marker.symbol)}
+    assert symbols == {"circle", "diamond"}, "each point marked with its runtime"
+    assert {t.name for t in mixed.data} >= {"timed eager", "timed compiled"}
+    child["metrics"]["latency"] = [lat(32, 40.0, "compiled")]  # an older int8 run
+    assert runs_mod.default_runtime([teacher, child], 32) == runs_mod.FASTEST
+    assert runs_mod.default_runtime(two_runtimes(), 32) == "eager"
+
+
+def test_accuracy_difference_interval_is_paired() -> None:
+    rng = np.random.default_rng(0)
+    a = rng.random(1000) < 0.85
+    b = a.copy()
+    flip = rng.choice(1000, 60, replace=False)  # b is wrong on 40 of them, right on 20 more
+    b[flip[:40]] = False
+    b[flip[40:]] = True
+    diff, low, high = stats.difference_ci(a, b)
+    d = b.astype(float) - a
+    se = d.std(ddof=1) / math.sqrt(len(d))
+    assert diff == pytest.approx(d.mean())
+    assert low == pytest.approx(diff - 1.96 * se, abs=0.004)
+    assert high == pytest.approx(diff + 1.96 * se, abs=0.004)
+    unpaired = bootstrap_ci(b)[1] - bootstrap_ci(b)[0]
+    assert high - low < unpaired, "pairing removes the examples both get right or wrong"
+    assert stats.difference_ci(a, a)[1:] == (0.0, 0.0)
+
+
+def test_csv_names_the_runtime_of_every_latency() -> None:
+    teacher, child, _ = two_runtimes()
+    frame = pd.read_csv(io.StringIO(files.runs_csv([teacher, child], [32], "eager")))
+    assert list(frame["runtime_batch32"]) == ["eager", "eager"]
+    assert list(frame["p50_ms_batch32"]) == [100.0, 60.0]
+    assert list(frame["speedup_vs_parent_compiled_batch32"].fillna(0)) == [0, 2.1]
+    assert list(frame["p50_ms_compiled_batch32"]) == [80.0, 40.0]
+    assert list(frame["model"]) == ["job:1", "job:2"]
+
+
+def test_chart_ticks_are_readable() -> None:
+    axis = figures.readable_axis([0.8021, 0.80215, 0.8022], 0.02, percent=True)
+    assert axis["tickformat"] == ".1%" and axis["range"][1] - axis["range"][0] >= 0.02
+    assert figures.readable_axis([0.4, 0.9], 0.05)["tickformat"] == ".1f"
+    gains = figures.gains_figure(runs_mod.runs_frame(two_runtimes(), 32, "compiled").assign(
+        accuracy_retained=[None, 0.999, None]))
+    assert gains.layout.yaxis.tickformat != ".0%", "a 2-point range needs a decimal"
+    curves = figures.curves_figure({"train_loss": [(1, 0.85588), (2, 0.8558)],
+                                    "val_accuracy": [(1, 0.8021), (2, 0.8022)]})
+    assert curves.layout.legend.y > 1, "the legend sits above the plot, not over an axis"
+    assert curves.layout.yaxis2.tickformat == ".1%" and curves.layout.xaxis.tickformat == "d"

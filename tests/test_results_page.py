@@ -77,6 +77,9 @@ def seed_runs(n: int, dataset: str = "rotten-tomatoes", n_examples: int = 0,
                                size_mb=438.0, meaningful=False))
             continue
         method, data, gain, smaller = recipes[(i - 1) % len(recipes)]
+        # the runner stores the method's own "why not faster" (its explain_slow hook)
+        note = {"why_not_faster": "Unstructured sparsity on dense kernels: the zeros are "
+                "kept in dense matrices."} if data.get("kind") == "unstructured" else {}
         parent = ids[int(rng.integers(0, len(ids)))] if i > 4 else ids[0]
         if store.get_job(parent).method == "evaluate":
             parent = ids[0]
@@ -86,7 +89,7 @@ def seed_runs(n: int, dataset: str = "rotten-tomatoes", n_examples: int = 0,
                            size_mb=90.9 / smaller * rng.uniform(0.9, 1.1),
                            speedup={1: gain * rng.uniform(0.9, 1.1), 32: gain * 1.1},
                            device="cuda:NVIDIA H100 (sm90)" if gpu else CPU, labels=labels,
-                           preds=preds))
+                           preds=preds, extra=note))
     return ids
 
 
@@ -173,3 +176,43 @@ def test_other_axes_and_references(x: str) -> None:
     at = results(results_x=x, results_y="macro_f1", results_references=True)
     assert not at.exception
     assert len(table_with(at, "hardware")) == 4
+
+
+def test_runtime_choice_and_unreliable_runs(tiny_csv) -> None:
+    ids = seed_runs(6, dataset=f"csv:{tiny_csv}", n_examples=16)
+    flagged = add_run("quantize", {"scheme": "int8-dynamic"}, f"job:{ids[0]}",
+                      f"csv:{tiny_csv}", ids[0], accuracy=0.84, size_mb=30.0,
+                      speedup={1: 2.0, 32: 2.0}, extra={"timing_unreliable": "p95 20x p50"})
+    at = results()
+    assert at.selectbox(key="results_runtime").value == "eager", "every run was timed eager"
+    assert set(table_with(at, "runtime")["runtime"].dropna()) == {"eager"}
+    assert any("1 with unreliable timing hidden" in c.value for c in at.caption)
+    at.toggle(key="results_unreliable").set_value(True).run()
+    assert any("shown as crosses" in c.value for c in at.caption)
+    at.selectbox(key="results_run").set_value(flagged).run()
+    assert any("Unreliable timing" in w.value for w in at.warning)
+    at.selectbox(key="results_runtime").set_value("fastest").run()
+    assert not at.exception
+
+
+def test_lineage_shows_the_selected_chain() -> None:
+    ids = seed_runs(4)  # a teacher and three children of it
+    at = results(results_run=ids[1])
+    lineage = table_with(at, "how_measured")
+    assert list(lineage["job"]) == [ids[0], ids[1]], "siblings are left out"
+    assert lineage["how_measured"].iloc[1] == "paired (one step)"
+
+
+def test_compare_flips_for_every_pair_and_the_difference_interval(tiny_csv) -> None:
+    ids = seed_runs(6, dataset=f"csv:{tiny_csv}", n_examples=16)
+    at = results(results_compare=[ids[0], ids[1], ids[3]])
+    compared = table_with(at, "delta_ci_low_pts")
+    later = compared.iloc[1:]
+    assert (later["delta_ci_low_pts"] <= later["accuracy_delta_pts"] + 1e-9).all()
+    assert (later["accuracy_delta_pts"] <= later["delta_ci_high_pts"] + 1e-9).all()
+    assert compared["speedup"].iloc[1].endswith("paired"), "a child against its parent"
+    pairs = at.selectbox(key="results_flip_pair").options
+    assert len(pairs) == 3, "every pair of the three runs"
+    at.selectbox(key="results_flip_pair").set_value((ids[1], ids[3])).run()
+    assert not at.exception
+    assert any(f"job {ids[1]} and job {ids[3]} predict" in md.value for md in at.markdown)
