@@ -18,7 +18,7 @@ from engine.toolkit.config import LabError
 from storage import jobs as store
 
 META_FILE = "lab_meta.json"  # written next to a saved model: how to rebuild it, provenance
-WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".onnx")
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 # Random-weight architecture presets (BERT-base, BERT-large and DistilBERT shapes) for
