@@ -19,7 +19,7 @@ from storage import jobs as store
 
 META_FILE = "lab_meta.json"  # next to a saved model: provenance, and its architecture
 # `changes` (engine/toolkit/architecture.py replays them)
-WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".onnx")
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 # Random-weight architecture presets (BERT-base, BERT-large and DistilBERT shapes) for

@@ -290,3 +290,10 @@ def load_dataset(dataset_id: str) -> Dataset:
         f"unknown dataset {dataset_id!r}; use one of rotten-tomatoes, bbc-news or csv:PATH "
         f"(a CSV file with columns text,label)"
     )
+
+
+def sample_texts(texts: list[str], n: int, seed: int) -> list[str]:
+    """`n` of `texts` picked at random (fixed by `seed`), in their original order: calibration
+    sets for the methods that calibrate (quantize, export)."""
+    idx = np.random.RandomState(seed).permutation(len(texts))[:n]
+    return [texts[i] for i in sorted(idx)]
