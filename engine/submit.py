@@ -13,25 +13,55 @@ from engine.methods.registry import get_method
 from engine.toolkit.config import ConfigError, LabError, MethodConfig
 from engine.toolkit.data import DatasetError, load_dataset
 from storage import jobs as store
-from storage.models import CANCELLED, FAILED
+from storage.models import CANCELLED, DONE, FAILED
 
 # The embedded teacher: MiniLM-L6 fine-tuned on Rotten Tomatoes with FinetuneConfig's defaults.
 TEACHER = {"method": "finetune", "model": "minilm-l6", "dataset": "rotten-tomatoes"}
 DEFAULT_ALIAS = "default"
 
 
-def ensure_teacher() -> int | None:
-    """Queue the teacher's finetune job unless the teacher exists or is being built.
+def teacher_recipe() -> dict[str, Any]:
+    """What builds the default teacher: method, base model, dataset and the config JSON."""
+    return {**TEACHER, "config": get_method("finetune").config().to_json()}
 
-    Returns the id of the job that builds it (new or pending), or None when it exists."""
-    if store.find_model(DEFAULT_ALIAS) is not None:
+
+def ensure_teacher(fresh: bool = False) -> int | None:
+    """Make sure the default teacher exists or is being built.
+
+    From the machine's teacher cache when it holds this recipe (seconds; `fresh` skips it),
+    else by queueing the teacher's finetune job. A teacher built here is put in the cache for
+    the next LAB_HOME. Returns the id of the job that builds it (new or pending), or None when
+    it exists."""
+    from engine import teacher_cache
+
+    recipe = teacher_recipe()
+    row = store.find_model(DEFAULT_ALIAS)
+    if row is not None:
+        if row.job_id is not None:
+            _cache_teacher(row.job_id, recipe)
         return None
     pending = store.pending_alias_job(DEFAULT_ALIAS)
     if pending is not None:
         return pending
-    cfg = get_method("finetune").config()
-    return store.enqueue(TEACHER["method"], cfg.to_json(), TEACHER["model"], TEACHER["dataset"],
-                         alias=DEFAULT_ALIAS)
+    if not fresh and teacher_cache.restore(recipe) is not None:
+        return None
+    return store.enqueue(TEACHER["method"], recipe["config"], TEACHER["model"],
+                         TEACHER["dataset"], alias=DEFAULT_ALIAS)
+
+
+def _cache_teacher(job_id: int, recipe: dict[str, Any]) -> None:
+    """Keep a teacher built here by this very recipe in the machine's cache (cheap when it
+    is there already; a teacher of an older recipe is not filed under the new key)."""
+    from engine import teacher_cache
+
+    try:
+        job = store.get_job(job_id)
+    except store.JobNotFound:
+        return
+    same = (job.method, job.model, job.dataset, job.config) == (
+        recipe["method"], recipe["model"], recipe["dataset"], recipe["config"])
+    if same and job.status == DONE and not job.origin:
+        teacher_cache.store(job_id, recipe)
 
 
 def _input_job(model: str) -> int | None:

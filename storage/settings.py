@@ -62,6 +62,12 @@ SETTINGS: tuple[Setting, ...] = (
         "1",
         "`1`: the dashboard starts a background worker when none is alive; `0`: it does not.",
     ),
+    Setting(
+        "LAB_CACHE_DIR",
+        "~/.cache/compression-lab",
+        "Per-machine cache shared by every LAB_HOME: the built default teacher, keyed by its "
+        "recipe and library versions.",
+    ),
 )
 
 _DEFAULTS = {s.name: s.default for s in SETTINGS}
@@ -84,6 +90,10 @@ def artifacts_dir() -> Path:
     path = lab_home() / "artifacts"
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def cache_dir() -> Path:
+    return Path(_get("LAB_CACHE_DIR") or _DEFAULTS["LAB_CACHE_DIR"]).expanduser()
 
 
 def logs_dir() -> Path:

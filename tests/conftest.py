@@ -36,6 +36,7 @@ def lab_home(tmp_path: Path, tmp_path_factory: pytest.TempPathFactory,
 
     home = tmp_path / "lab"
     monkeypatch.setenv("LAB_HOME", str(home))
+    monkeypatch.setenv("LAB_CACHE_DIR", str(tmp_path / "machine-cache"))
     monkeypatch.setenv("LAB_MODEL_DIRS", str(tmp_path_factory.getbasetemp()))
     monkeypatch.delenv("LAB_DATABASE_URL", raising=False)
     dispose_all()
