@@ -45,20 +45,23 @@ class ChangeKind:
     """How to replay one kind of change. rebuild(model, change, saved_config) -> model, before
     the weights load (on the CPU, empty weights); read_state(path, change) -> state dict,
     replacing the plain safetensors read (loaded with assign=True); finish(model, change) ->
-    model, after the weights load."""
+    model, after the weights load. load(path, change, eager_attention) -> model: the change
+    replaced the PyTorch model by another runtime's artifact (an ONNX graph); as the last
+    change it loads the folder alone."""
 
     kind: str
     rebuild: Callable[[Any, Change, Any], Any] | None = None
     read_state: Callable[[Path, Change], dict[str, Any]] | None = None
     finish: Callable[[Any, Change], Any] | None = None
+    load: Callable[[Path, Change, bool], Any] | None = None
 
 
 _KINDS: dict[str, ChangeKind] = {}
 
 
-def register_change(kind: str, rebuild=None, read_state=None, finish=None) -> None:
+def register_change(kind: str, rebuild=None, read_state=None, finish=None, load=None) -> None:
     """Called by a method package at import time for each change kind it makes."""
-    _KINDS[kind] = ChangeKind(kind, rebuild, read_state, finish)
+    _KINDS[kind] = ChangeKind(kind, rebuild, read_state, finish, load)
 
 
 def change_kind(kind: str) -> ChangeKind:
@@ -168,6 +171,8 @@ def load_saved(path: str | Path, meta: dict[str, Any], eager_attention: bool = F
     config = json.loads((path / "config.json").read_text())
     changes = changes_of(meta, config)
     kinds = [change_kind(c["kind"]) for c in changes]
+    if kinds and kinds[-1].load is not None:  # another runtime's artifact, not a state dict
+        return kinds[-1].load(path, changes[-1], eager_attention)
     model, saved = skeleton(path, eager_attention)
     for kind, change in zip(kinds, changes):
         if kind.rebuild is not None:

@@ -265,6 +265,29 @@ def speed_metrics(roles: dict[str, list[dict]], runtime: str,
         if ratio:
             by_rt[rt] = ratio
             ci_rt[rt] = speedup_cis(_of(own, rt, seq_len), _of(parent, rt, seq_len))
+    cross = {}
+    if not by_rt and runtimes:
+        # another runtime than the parent's (onnxruntime): paired in this run, but a change of
+        # runtime, so it is against each torch runtime of the parent and labelled so
+        own_rt = runtimes[0]
+        for prt in dict.fromkeys(r["runtime"] for r in parent):
+            ratio = speedups(_of(own, own_rt, seq_len), _of(parent, prt, seq_len))
+            if ratio:
+                cross[prt] = ratio
+                ci_rt[prt] = speedup_cis(_of(own, own_rt, seq_len), _of(parent, prt, seq_len))
+        if cross:
+            out["speedup_vs_parent_runtimes"] = cross
+            out["speedup_note"] = (f"{own_rt} against the parent under PyTorch "
+                                   f"({', '.join(cross)}): paired in one run, but a change of "
+                                   f"runtime, not like with like")
+            prt = "eager" if "eager" in cross else next(iter(cross))
+            out.update(parent_runtime=prt, speedup_vs_parent=cross[prt],
+                       speedup_vs_parent_ci=ci_rt.get(prt, {}), speedup_by_runtime={},
+                       speedup_ci_by_runtime={}, speedup_pairing="paired, other runtime",
+                       speed_summary=out["speedup_note"] + ": " + "; ".join(
+                           f"against {k}: {ratios(v, ci_rt.get(k))}" for k, v in cross.items())
+                       + ".")
+            return out
     primary = runtime if runtime in by_rt else next(iter(by_rt), runtime)
     out.update(parent_runtime=primary, speedup_vs_parent=by_rt.get(primary, {}),
                speedup_vs_parent_ci=ci_rt.get(primary, {}), speedup_by_runtime=by_rt,

@@ -17,6 +17,7 @@ from typing import Any
 
 from engine.methods.export.onnx_runtime import onnxruntime_problem
 from engine.methods.registry import register
+from engine.toolkit.architecture import chain, register_change
 from engine.toolkit.config import MethodConfig, param
 
 
@@ -50,8 +51,9 @@ def availability(cfg: ExportConfig, device: str) -> str | None:
     return onnxruntime_problem()
 
 
-def load(path: Path, meta: dict[str, Any], eager_attention: bool = False):
-    """An exported folder as an ORT session the harness calls like a model."""
+def _load(path: Path, change: dict[str, Any], eager_attention: bool = False):
+    """An exported folder as an ORT session the harness calls like a model (the one loader,
+    engine/toolkit/architecture.py, calls this for the `exported` change)."""
     from engine.methods.export.onnx_runtime import OrtClassifier
     from engine.toolkit.config import LabError
 
@@ -59,6 +61,9 @@ def load(path: Path, meta: dict[str, Any], eager_attention: bool = False):
         raise LabError("an ONNX export has no attention maps to show; open the PyTorch model "
                        "it was exported from")
     return OrtClassifier(path)
+
+
+register_change("exported", load=_load)
 
 
 def explain_slow(cfg: ExportConfig, device: str, metrics: dict[str, Any]) -> str | None:
@@ -72,14 +77,15 @@ def explain_slow(cfg: ExportConfig, device: str, metrics: dict[str, Any]) -> str
 
 def _float_source(ctx, model):
     """The model to export: the input when it is plain float32, else the nearest float model
-    it was made from (lab_meta.json's input_model chain). Returns (model, note or None)."""
+    it was made from (lab_meta.json's input_model chain). Returns (model, its ref, note or
+    None)."""
     from engine.methods.export.onnx_runtime import is_plain_float
     from engine.toolkit.checkpoints import load_classifier, read_meta, resolve
     from engine.toolkit.config import LabError
 
     if is_plain_float(model):
-        return model, None
-    ref, hops = ctx.input_ref, []
+        return model, ctx.input_ref, None
+    ref = ctx.input_ref
     while True:
         parent = read_meta(ref.path).get("input_model") if ref.source == "job" else None
         if not parent:
@@ -87,10 +93,9 @@ def _float_source(ctx, model):
                            f"export to ONNX (pytorch/ao#3392) and no float model it was made "
                            f"from is recorded; export the float model instead")
         ref = resolve(parent)
-        hops.append(ref.id)
         candidate = load_classifier(ref, label_names=ctx.dataset.label_names)
         if is_plain_float(candidate):
-            return candidate, (
+            return candidate, ref, (
                 f"{ctx.job.model} holds quantized or half-precision weights, which do not "
                 f"export to ONNX (torchao tensor subclasses: pytorch/ao#3392); its float "
                 f"source {ref.id} was exported and quantized by ONNX Runtime instead")
@@ -108,7 +113,7 @@ def apply(cfg: ExportConfig, ctx):
     from engine.toolkit.data import sample_texts
 
     ctx.progress(0.0, "loading the model", force=True)
-    model, note = _float_source(ctx, ctx.load_input().cpu())
+    model, source, note = _float_source(ctx, ctx.load_input().cpu())
     work = Path(tempfile.mkdtemp(prefix="lab-onnx-"))
     try:
         ctx.progress(0.1, "exporting to ONNX", force=True)
@@ -150,5 +155,6 @@ def apply(cfg: ExportConfig, ctx):
         notes["export_source"] = note
     return Produced(model=model, tokenizer=ctx.tokenizer, notes=notes, save=save, device="cpu",
                     runtime="onnxruntime",
-                    meta={"loader": "export", "format": "onnx", "quantize": cfg.quantize,
-                          "runtime": "onnxruntime"})
+                    meta={"loader": "export", "runtime": "onnxruntime", "changes": chain(
+                        source, {"kind": "exported", "format": "onnx",
+                                 "quantize": cfg.quantize})})
