@@ -65,7 +65,8 @@ def test_ort_int8_export_is_evaluated_timed_and_runs_from_its_folder(tiny_model_
     m = job["metrics"]
     assert 0 <= m["accuracy"] <= 1 and m["test_examples"] > 0
     assert {r["runtime"] for r in m["latency"]} == {"onnxruntime"}
-    assert m["speedup_vs_parent"].keys() == {"1", "32"}
+    assert m["speedup_vs_parent"].keys() == {"1", "32"} and m["parent_runtime"] == "eager"
+    assert "change of runtime" in m["speedup_note"]
     # int8 MatMul weights; the embedding tables (most of a tiny model) stay float in ORT
     assert m["size_ratio_vs_parent"] > 1
     assert "ONNX Runtime dynamic int8" in m["explanation"]
