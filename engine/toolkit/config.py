@@ -15,11 +15,7 @@ from typing import Any, ClassVar
 
 import yaml
 
-
-class LabError(Exception):
-    """A problem the user can fix: the message says what is wrong and what to do.
-
-    Shown without a traceback on the page and the CLI (non-zero exit)."""
+from storage.errors import LabError  # defined in storage (the lowest layer), used everywhere
 
 
 class ConfigError(LabError, ValueError):
