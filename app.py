@@ -7,11 +7,18 @@ here (no torch): models run in the background worker, which is started when none
 import streamlit as st
 
 from pages.ui import start_background_work
+from storage.db import check as check_database
+from storage.errors import LabError
 
 # An emoji favicon is drawn locally; a :material/...: one is fetched from Google's font CDN,
 # the only request the dashboard would make outside this machine.
 st.set_page_config(page_title="Compression Lab", page_icon="🗜️", layout="wide")
 
+try:  # a database that cannot be reached: one clear message, and the dashboard keeps running
+    check_database()
+except LabError as exc:
+    st.error(str(exc), icon="⚠️")
+    st.stop()
 start_background_work()
 
 page = st.navigation([

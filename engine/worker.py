@@ -77,7 +77,12 @@ def worker_loop(once: bool = False, poll_s: float = 1.0, max_jobs: int | None = 
     """Run jobs until stopped (SIGTERM/SIGINT), or until the queue is empty when `once`.
 
     `max_jobs` recycles the worker after that many jobs (a fresh process frees leaked GPU
-    memory). Returns the number of jobs run."""
+    memory). Returns the number of jobs run. LAB_EXECUTOR=ray: the Ray dispatcher instead."""
+    from engine import ray_executor
+
+    if ray_executor.selected():
+        return ray_executor.dispatch_loop(once=once, poll_s=poll_s, max_jobs=max_jobs,
+                                          clock=clock)
     from engine.toolkit import device as dev
 
     device = dev.setup()

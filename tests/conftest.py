@@ -30,18 +30,27 @@ NEGATIVE = ["a dull, lifeless mess", "boring and far too long", "i hated the end
 @pytest.fixture(autouse=True)
 def lab_home(tmp_path: Path, tmp_path_factory: pytest.TempPathFactory,
              monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Every test gets its own LAB_HOME (and so its own SQLite database); local models may
-    load from pytest's temporary folders."""
+    """Every test gets its own LAB_HOME and its own database: SQLite in LAB_HOME, or a fresh
+    PostgreSQL database when LAB_TEST_DATABASE_URL names a server (tests/databases.py);
+    local models may load from pytest's temporary folders."""
     from storage.db import dispose_all
+    from tests import databases
 
     home = tmp_path / "lab"
     monkeypatch.setenv("LAB_HOME", str(home))
     monkeypatch.setenv("LAB_CACHE_DIR", str(tmp_path / "machine-cache"))
     monkeypatch.setenv("LAB_MODEL_DIRS", str(tmp_path_factory.getbasetemp()))
-    monkeypatch.delenv("LAB_DATABASE_URL", raising=False)
+    server = databases.server_url()
+    database = databases.create_database(server) if server else None
+    if database:
+        monkeypatch.setenv("LAB_DATABASE_URL", database)
+    else:
+        monkeypatch.delenv("LAB_DATABASE_URL", raising=False)
     dispose_all()
     yield home
     dispose_all()
+    if database:
+        databases.drop_database(server, database)
 
 
 @pytest.fixture(scope="session")

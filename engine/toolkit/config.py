@@ -17,13 +17,9 @@ from typing import Any, ClassVar
 
 import yaml
 
+from storage.errors import LabError  # defined in storage (the lowest layer), used everywhere
+
 INT_LIMIT = 2**31 - 1  # seeds, steps and counts beyond this overflow numpy/torch at run time
-
-
-class LabError(Exception):
-    """A problem the user can fix: the message says what is wrong and what to do.
-
-    Shown without a traceback on the page and the CLI (non-zero exit)."""
 
 
 class ConfigError(LabError, ValueError):
