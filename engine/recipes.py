@@ -16,6 +16,7 @@ from typing import Any
 
 import yaml
 
+from engine.reports.files import recipe_for  # noqa: F401 (the recipe a chain replays)
 from engine.toolkit.config import ConfigError, LabError
 
 
@@ -61,11 +62,3 @@ def submit_recipe(path: str | Path) -> list[int]:
                           from_job=ids[-1] if ids else None, values=step.get("config") or {},
                           device=device))
     return ids
-
-
-def recipe_for(job_dicts: list[dict[str, Any]]) -> dict[str, Any]:
-    """The recipe that replays a chain of jobs (oldest first), from their stored configs."""
-    first = job_dicts[0]
-    return {"model": first["model"], "dataset": first["dataset"],
-            "steps": [{"method": j["method"], "config": j["config"].get("data", {})}
-                      for j in job_dicts]}

@@ -10,7 +10,6 @@ from typing import Any
 
 import yaml
 
-from engine.recipes import recipe_for
 from engine.reports.lineage import lineage
 from engine.reports.runs import FASTEST, runs_frame, runtimes
 from engine.toolkit.checkpoints import read_meta
@@ -94,3 +93,11 @@ def recipe_yaml(runs_by_id: dict[int, dict[str, Any]], job_id: int) -> str:
     header = (f"# Compression Lab recipe: the chain of configs behind job {job_id}.\n"
               f"# Replay it with: python -m engine run recipe.yaml --wait\n")
     return header + yaml.safe_dump(recipe(runs_by_id, job_id), sort_keys=False)
+
+
+def recipe_for(job_dicts: list[dict[str, Any]]) -> dict[str, Any]:
+    """The recipe that replays a chain of jobs (oldest first), from their stored configs."""
+    first = job_dicts[0]
+    return {"model": first["model"], "dataset": first["dataset"],
+            "steps": [{"method": j["method"], "config": j["config"].get("data", {})}
+                      for j in job_dicts]}

@@ -16,7 +16,7 @@ def evaluate_config_for(job: Job, cfg) -> Any:
     fields: batch_sizes, runtimes, warmup, latency_runs, latency_max_runs)."""
     import dataclasses
 
-    from engine.methods.evaluate import EvaluateConfig
+    from engine.toolkit.measuring import EvaluateConfig
 
     if isinstance(cfg, EvaluateConfig):
         return cfg
