@@ -9,11 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.toolkit.contract import JobContext, Produced
-from storage import settings
-
-
-def job_dir(job_id: int) -> Path:
-    return settings.artifacts_dir() / f"job-{job_id}"
+from storage.artifacts import job_dir  # noqa: F401 (where a job's files go: one function)
 
 
 def versions() -> dict[str, str]:
