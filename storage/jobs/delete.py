@@ -35,7 +35,9 @@ def delete_job(job_id: int) -> list[str]:
             raise ValueError(f"job {job_id}'s model or result is used by job(s) "
                              f"{', '.join(map(str, children))}; delete those first")
         paths = list(s.scalars(select(ModelRecord.path).where(ModelRecord.job_id == job_id)))
-        s.execute(delete(ModelRecord).where(ModelRecord.job_id == job_id))
+        s.execute(delete(ModelRecord).where(or_(
+            ModelRecord.job_id == job_id,
+            (ModelRecord.name == f"job:{job_id}") & (ModelRecord.source == "reused"))))
         s.execute(delete(Prediction).where(Prediction.job_id == job_id))
         s.execute(delete(Latency).where(Latency.job_id == job_id))
         s.execute(delete(Metrics).where(Metrics.job_id == job_id))

@@ -21,7 +21,8 @@ def guarded_update(s: Session, job_id: int, attempt: int | None, **values: Any) 
     q = update(Job).where(Job.id == job_id)
     if attempt is not None:
         q = q.where(Job.status == RUNNING, Job.attempts == attempt)
-    changed = s.execute(q.values(**values)).rowcount
+    # no values: only check the claim (and hold the row until the caller's commit)
+    changed = s.execute(q.values(**(values or {"attempts": Job.attempts}))).rowcount
     if attempt is not None and changed != 1:
         raise StaleClaim(job_id, attempt)
     return changed

@@ -8,8 +8,9 @@ from datetime import datetime
 from sqlalchemy import select, update
 
 from storage.db import session_scope
+from storage.jobs.catalogue import upsert_model
 from storage.jobs.results import copy_results
-from storage.models import DONE, QUEUED, RUNNING, Job
+from storage.models import DONE, QUEUED, RUNNING, Job, ModelRecord
 
 
 def find_identical(work_key: str) -> tuple[int, str] | None:
@@ -39,6 +40,17 @@ def answer_from(s, job_id: int, source_id: int, now: datetime) -> bool:
     if won.rowcount != 1:
         return False
     copy_results(s, source_id, job_id)
+    row = s.scalar(select(ModelRecord).where(ModelRecord.name == src.output_model)) \
+        if src.output_model else None
+    if row is not None:
+        # `job:ID` of the reused job names the same model (a later job may take it as input);
+        # job_id stays None so deleting this job never removes the source's files
+        values = {c.name: getattr(row, c.name) for c in ModelRecord.__table__.columns
+                  if c.name not in ("id", "name", "job_id", "alias", "source", "created_at")}
+        upsert_model(s, f"job:{job_id}", source="reused", job_id=None, **values)
+        alias = s.scalar(select(Job.alias).where(Job.id == job_id))
+        if alias:  # e.g. the teacher's build answered from an identical finetune
+            upsert_model(s, row.name, row.path, row.source, job_id=row.job_id, alias=alias)
     return True
 
 
