@@ -14,10 +14,12 @@ from storage.models import DONE, QUEUED, RUNNING, Job, ModelRecord
 
 
 def find_identical(work_key: str) -> tuple[int, str] | None:
-    """(id, status) of the newest done job with this work key, else of the oldest queued or
+    """(id, status) of the newest done job that ran with this work key, else of the oldest queued or
     running one, else None. A job that is itself waiting on another does not count."""
     with session_scope() as s:
-        done = s.scalar(select(Job.id).where(Job.work_key == work_key, Job.status == DONE)
+        # the run that did the work, not a job answered from it
+        done = s.scalar(select(Job.id).where(Job.work_key == work_key, Job.status == DONE,
+                                             Job.reused_from.is_(None))
                         .order_by(Job.id.desc()).limit(1))
         if done is not None:
             return done, DONE
