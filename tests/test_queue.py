@@ -221,7 +221,8 @@ def test_worker_slots(monkeypatch) -> None:
 def test_workers_have_names_and_jobs_point_at_them() -> None:
     wid = store.register_worker("cpu (2 threads)", name="box/cpu1")
     jid = _job()
-    assert store.claim(wid).worker_id == wid
+    claimed = store.claim(wid)
+    assert claimed.worker_id == wid and claimed.executor == "local"
     assert store.worker_names([store.get_job(jid).worker_id]) == {wid: "box/cpu1"}
 
 

@@ -84,14 +84,15 @@ def owner_usage(now: datetime, window_s: float = FAIR_SHARE_WINDOW_S) -> dict[st
 
 
 def claim(worker_id: int | None, now: datetime | None = None,
-          job_id: int | None = None) -> Job | None:
+          job_id: int | None = None, executor: str = "local") -> Job | None:
     """Atomically take the next runnable queued job (or `job_id`) and mark it running.
 
     Runnable: queued, its input job (if any) is done, and it waits on no identical job.
     Next: the job of the owner with the least worker time in the last hour
     (`owner_usage`), ties broken by the oldest job. The UPDATE ... WHERE status='queued' is
     a compare-and-set: of two claimers racing for the same row, exactly one changes it.
-    The claim's `attempts` value (returned on the job) is what its writes pass as `attempt`."""
+    The claim's `attempts` value (returned on the job) is what its writes pass as `attempt`;
+    `executor` (local | ray) is recorded on the row."""
     from storage.jobs.reading import load_job
     from storage.jobs.reuse import answer_waiters
 
@@ -117,7 +118,7 @@ def claim(worker_id: int | None, now: datetime | None = None,
                 update(Job).where(Job.id == cid, Job.status == QUEUED).values(
                     status=RUNNING, worker_id=worker_id, started_at=now, heartbeat_at=now,
                     attempts=Job.attempts + 1, progress=0.0, message="starting",
-                    finished_at=None)
+                    finished_at=None, executor=executor)
             ).rowcount
         if won == 1:
             return load_job(cid)
