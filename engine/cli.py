@@ -1,11 +1,15 @@
 """The command line (a contract, see DESIGN.md):
 
-    python -m engine worker [--once]
+    python -m engine worker [--once] [--name NAME]
     python -m engine submit METHOD [--model M] [--dataset D] [--from-job ID] [--set k=v ...]
-                            [--wait] [--json]
+                            [--owner NAME] [--fresh] [--wait] [--json]
     python -m engine run RECIPE.yaml [--wait] [--json]
-    python -m engine jobs [--json]
+    python -m engine jobs [--owner NAME] [--json]
     python -m engine show JOB_ID [--json]
+    python -m engine cancel|delete JOB_ID [--owner NAME] [--token TOKEN]
+
+Readers (jobs, show, submit) reap first: a job whose worker stopped responding shows as
+re-queued or failed, with the reason.
 
 Exit code 0 when the job ended done (or was queued, without --wait); 1 when it failed or was
 cancelled; 2 for bad input. Errors go to stderr without a traceback.
@@ -39,6 +43,8 @@ def _parser() -> argparse.ArgumentParser:
     w.add_argument("--once", action="store_true", help="run queued jobs, then exit when none "
                    "is left")
     w.add_argument("--max-jobs", type=int, default=None, help="exit after N jobs (recycling)")
+    w.add_argument("--name", default=None, help="the worker's name in `jobs` and on the Jobs "
+                   "page (default HOST:PID)")
 
     specs = methods()
     epilog = "\n".join(
@@ -54,6 +60,9 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--from-job", type=int, default=None, help="use that job's output model")
     s.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="a config field (repeatable)")
+    _owner_arg(s)
+    s.add_argument("--fresh", action="store_true", help="run it again even when identical "
+                   "work was done or is under way (otherwise its result is reused)")
     _wait_args(s)
 
     r = sub.add_parser("run", help="replay a recipe (a chain of configs) from YAML")
@@ -63,6 +72,7 @@ def _parser() -> argparse.ArgumentParser:
     j = sub.add_parser("jobs", help="list jobs")
     j.add_argument("--json", action="store_true")
     j.add_argument("--limit", type=int, default=50)
+    j.add_argument("--owner", default=None, help="only this owner's jobs (default: everyone's)")
 
     sh = sub.add_parser("show", help="one job with its metrics")
     sh.add_argument("job_id", type=int)
@@ -70,10 +80,20 @@ def _parser() -> argparse.ArgumentParser:
 
     c = sub.add_parser("cancel", help="cancel a queued or running job")
     c.add_argument("job_id", type=int)
+    _owner_arg(c, token=True)
 
     d = sub.add_parser("delete", help="delete a finished job, its results and its artifacts")
     d.add_argument("job_id", type=int)
+    _owner_arg(d, token=True)
     return p
+
+
+def _owner_arg(p: argparse.ArgumentParser, token: bool = False) -> None:
+    p.add_argument("--owner", default=None, help="who you are (default: the OS user); "
+                   "attendees touch only their own jobs")
+    if token:
+        p.add_argument("--token", default=None, help="the instructor token "
+                       "(LAB_INSTRUCTOR_TOKEN): touch anyone's jobs")
 
 
 def _wait_args(p: argparse.ArgumentParser) -> None:
@@ -115,7 +135,7 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
         _quiet_libraries()
-        worker_loop(once=args.once, max_jobs=args.max_jobs)
+        worker_loop(once=args.once, max_jobs=args.max_jobs, name=args.name)
         return EXIT_OK
     if args.command == "submit":
         from engine.methods.registry import get_method
@@ -125,7 +145,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         # only methods with device-dependent schemes pay for probing the device (torch import)
         probe = get_method(args.method).availability is not None
         job_id = submit(args.method, model=args.model, dataset=args.dataset,
-                        from_job=args.from_job, sets=args.set, device=job_device(probe))
+                        from_job=args.from_job, sets=args.set, device=job_device(probe),
+                        owner=args.owner, fresh=args.fresh)
         return _after_submit([job_id], args)
     if args.command == "run":
         from engine.recipes import submit_recipe
@@ -133,24 +154,28 @@ def _dispatch(args: argparse.Namespace) -> int:
         ids = submit_recipe(args.recipe)
         return _after_submit(ids, args)
     if args.command == "jobs":
-        rows = store.list_jobs(limit=args.limit)
+        rows = store.list_jobs(limit=args.limit, owner=args.owner)  # reaps first
+        names = store.worker_names([j.worker_id for j in rows])
         if args.json:
-            print(json.dumps([store.job_as_dict(j) for j in rows], default=str))
+            print(json.dumps([{**store.job_as_dict(j), "worker": names.get(j.worker_id)}
+                              for j in rows], default=str))
         else:
-            _print_jobs(rows)
+            _print_jobs(rows, names)
         return EXIT_OK
     if args.command == "show":
-        job = store.get_job(args.job_id)
+        job = store.get_job(args.job_id)  # reaps first
         data = store.job_as_dict(job)
         print(json.dumps(data, default=str, indent=None if args.json else 2))
         return EXIT_OK if job.status in (DONE, QUEUED, RUNNING) else EXIT_FAILED
     if args.command == "cancel":
-        print(store.request_cancel(args.job_id))
+        from engine.submit import cancel_job
+
+        print(cancel_job(args.job_id, owner=args.owner, token=args.token))
         return EXIT_OK
     if args.command == "delete":
         from engine.submit import delete_run
 
-        delete_run(args.job_id)
+        delete_run(args.job_id, owner=args.owner, token=args.token)
         print(f"deleted job {args.job_id}")
         return EXIT_OK
     raise AssertionError(args.command)
@@ -176,24 +201,27 @@ def _after_submit(job_ids: list[int], args: argparse.Namespace) -> int:
 
 
 def _chain(job_id: int) -> list[int]:
-    """The job and its unfinished input jobs, oldest first."""
-    chain = []
+    """The job and the unfinished jobs it waits on (its input job, or the identical job whose
+    result will answer it), oldest first."""
+    chain: list[int] = []
     current: int | None = job_id
-    while current is not None:
-        job = store.get_job(current)
-        if job.status == DONE:
+    while current is not None and current not in chain:
+        job = store.load_job(current)
+        if job.status in FINISHED:
             break
         chain.append(job.id)
-        current = job.parent_id
+        waits = job.reused_from if job.status == QUEUED else None
+        current = waits or job.parent_id
     return chain[::-1]
 
 
 def wait_for(job_id: int, poll_s: float = 0.5):
     """Block until the job ends, with a progress bar on stderr. With no live worker, run the
-    job (and the unfinished jobs it depends on) in this process."""
+    job (and the unfinished jobs it waits on) in this process, through the worker's own
+    executor step (engine.worker.run_next)."""
     from tqdm import tqdm
 
-    from engine.worker import alive, reap
+    from engine.worker import alive, run_next
 
     _quiet_libraries()
     bar = tqdm(total=100, file=sys.stderr, unit="%", dynamic_ncols=True,
@@ -204,7 +232,7 @@ def wait_for(job_id: int, poll_s: float = 0.5):
     def watch() -> None:
         while not stop.is_set():
             try:
-                j = store.get_job(watched["id"])
+                j = store.load_job(watched["id"])
                 bar.set_description(f"job {j.id} {j.method}: {(j.message or '')[:50]:<50}",
                                     refresh=False)
                 bar.n = round(100 * j.progress, 1)
@@ -217,14 +245,20 @@ def wait_for(job_id: int, poll_s: float = 0.5):
     watcher.start()
     try:
         while True:
-            job = store.get_job(job_id)
+            job = store.get_job(job_id)  # refreshes: reaps, answers waiters
             if job.status in FINISHED:
                 return job
             if alive():
                 time.sleep(poll_s)
                 continue
-            reap()
-            ran = _run_chain_here(job_id, watched)
+            ran = False
+            for cid in _chain(job_id):
+                watched["id"] = cid
+                status = run_next(None, job_id=cid)
+                ran = ran or status is not None
+                if status not in (None, DONE):
+                    break
+            watched["id"] = job_id
             if not ran:
                 time.sleep(poll_s)
     except KeyboardInterrupt:
@@ -237,34 +271,19 @@ def wait_for(job_id: int, poll_s: float = 0.5):
         bar.close()
 
 
-def _run_chain_here(job_id: int, watched: dict[str, Any]) -> bool:
-    from engine.worker import run_claimed
-
-    ran = False
-    for cid in _chain(job_id):
-        job = store.claim(None, job_id=cid)
-        if job is None:
-            continue
-        watched["id"] = cid
-        run_claimed(cid)
-        ran = True
-        if store.get_job(cid).status != DONE:
-            break
-    watched["id"] = job_id
-    return ran
-
-
 def _fmt(value: Any, spec: str = ".3f") -> str:
     return "-" if value is None else format(value, spec)
 
 
-def _print_jobs(rows: list) -> None:
-    print(f"{'id':>4}  {'method':<9} {'status':<9} {'progress':>8}  {'model':<14} "
-          f"{'dataset':<16} {'accuracy':>8}  message")
+def _print_jobs(rows: list, workers: dict[int, str]) -> None:
+    print(f"{'id':>4}  {'method':<9} {'status':<9} {'progress':>8}  {'owner':<12} "
+          f"{'worker':<16} {'model':<14} {'dataset':<16} {'accuracy':>8}  message")
     for j in rows:
         acc = j.metrics.accuracy if j.metrics is not None else None
+        worker = workers.get(j.worker_id, "-") if j.worker_id is not None else "-"
         print(f"{j.id:>4}  {j.method:<9} {j.status:<9} {100 * j.progress:>7.0f}%  "
-              f"{j.model[:14]:<14} {j.dataset[:16]:<16} {_fmt(acc):>8}  {(j.message or '')[:50]}")
+              f"{(j.owner or '-')[:12]:<12} {worker[:16]:<16} {j.model[:14]:<14} "
+              f"{j.dataset[:16]:<16} {_fmt(acc):>8}  {(j.message or '')[:50]}")
 
 
 def _print_summary(job) -> None:

@@ -6,6 +6,11 @@ with a message that says what to do, before any row is written.
 
 from __future__ import annotations
 
+import getpass
+import hashlib
+import hmac
+import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -13,11 +18,16 @@ from engine.methods.registry import get_method
 from engine.toolkit.config import ConfigError, LabError, MethodConfig
 from engine.toolkit.data import DatasetError, load_dataset
 from storage import jobs as store
-from storage.models import CANCELLED, DONE, FAILED
+from storage import settings
+from storage.models import CANCELLED, DONE, FAILED, Job
 
 # The embedded teacher: MiniLM-L6 fine-tuned on Rotten Tomatoes with FinetuneConfig's defaults.
 TEACHER = {"method": "finetune", "model": "minilm-l6", "dataset": "rotten-tomatoes"}
 DEFAULT_ALIAS = "default"
+# Part of every work key: bump it when a change to the lab changes what a job produces, so
+# results made by an older lab are not reused for a newer one.
+LAB_VERSION = "2026.12-1"
+OWNER_TEXT = re.compile(r"^[\w][\w .@'-]*$")
 
 
 def teacher_recipe() -> dict[str, Any]:
@@ -25,13 +35,14 @@ def teacher_recipe() -> dict[str, Any]:
     return {**TEACHER, "config": get_method("finetune").config().to_json()}
 
 
-def ensure_teacher(fresh: bool = False) -> int | None:
+def ensure_teacher(owner: str | None = None, fresh: bool = False) -> int | None:
     """Make sure the default teacher exists or is being built.
 
     From the machine's teacher cache when it holds this recipe (seconds; `fresh` skips it),
-    else by queueing the teacher's finetune job. A teacher built here is put in the cache for
-    the next LAB_HOME. Returns the id of the job that builds it (new or pending), or None when
-    it exists."""
+    else by queueing the teacher's finetune job: ordinary work with a work key, so an
+    identical finetune done before (or queued) answers it. A teacher built here is put in the
+    cache for the next LAB_HOME. Returns the id of the job that builds it (new or pending),
+    or None when it exists."""
     from engine import teacher_cache
 
     recipe = teacher_recipe()
@@ -45,30 +56,38 @@ def ensure_teacher(fresh: bool = False) -> int | None:
         return pending
     if not fresh and teacher_cache.restore(recipe) is not None:
         return None
-    return store.enqueue(TEACHER["method"], recipe["config"], TEACHER["model"],
-                         TEACHER["dataset"], alias=DEFAULT_ALIAS)
+    cfg = recipe["config"]
+    key = work_key(TEACHER["method"], cfg, TEACHER["model"], load_dataset(TEACHER["dataset"]),
+                   None)
+    same = None if fresh else store.find_identical(key)
+    job_id = store.enqueue(TEACHER["method"], cfg, TEACHER["model"], TEACHER["dataset"],
+                           alias=DEFAULT_ALIAS, owner=check_owner(owner), work_key=key,
+                           waits_on=same[0] if same else None)
+    if same:
+        store.answer_waiters(_now())
+    return job_id
 
 
 def _cache_teacher(job_id: int, recipe: dict[str, Any]) -> None:
     """Keep a teacher built here by this very recipe in the machine's cache (cheap when it
-    is there already; a teacher of an older recipe is not filed under the new key)."""
+    is there already; a teacher of an older recipe, or one imported, is not filed)."""
     from engine import teacher_cache
 
     try:
-        job = store.get_job(job_id)
+        job = store.load_job(job_id)
     except store.JobNotFound:
         return
     same = (job.method, job.model, job.dataset, job.config) == (
         recipe["method"], recipe["model"], recipe["dataset"], recipe["config"])
-    if same and job.status == DONE and not job.origin:
+    if same and job.status == DONE and not job.origin and not job.reused_from:
         teacher_cache.store(job_id, recipe)
 
 
-def _input_job(model: str) -> int | None:
+def _input_job(model: str, owner: str | None = None) -> int | None:
     """For `default` and `job:ID`: the id of the job whose output is the input (if any)."""
     if model == DEFAULT_ALIAS:
         row = store.find_model(DEFAULT_ALIAS)
-        return row.job_id if row is not None else ensure_teacher()
+        return row.job_id if row is not None else ensure_teacher(owner)
     if model.startswith("job:"):
         raw = model[4:]
         if not raw.isdigit():
@@ -143,13 +162,18 @@ def build_config(method: str, sets: list[str] | None = None,
 
 def submit(method: str, model: str = DEFAULT_ALIAS, dataset: str = "rotten-tomatoes",
            from_job: int | None = None, sets: list[str] | None = None,
-           values: dict[str, Any] | None = None, device: str | None = None) -> int:
+           values: dict[str, Any] | None = None, device: str | None = None,
+           owner: str | None = None, fresh: bool = False) -> int:
     """Validate and queue a job; return its id.
 
     `model` may be `default`: when the teacher does not exist yet its finetune job is queued
     first and this job waits for it. `from_job` takes the output of that job as the input.
     `device` (e.g. "cpu" or "cuda:... (sm90)") lets a method refuse a scheme that cannot run
-    there."""
+    there. `owner` (default: the OS user) is who the job belongs to. Identical work (same
+    `work_key`) is reused: answered at once from a done job (status done, `reused_from`), or
+    waiting on a queued or running one; `fresh` forces a new run."""
+    store.refresh()  # a reader too: stale jobs show re-queued or failed before we look
+    owner = check_owner(owner)
     spec = get_method(method)
     cfg = build_config(method, sets, values)
     model = (model or DEFAULT_ALIAS).strip()
@@ -168,24 +192,193 @@ def submit(method: str, model: str = DEFAULT_ALIAS, dataset: str = "rotten-tomat
     if check is not None:
         check(data)
     check_input(spec, cfg, model, data)
-    parent_id = _input_job(model)
-    return store.enqueue(method, cfg.to_json(), model, dataset, parent_id=parent_id)
+    parent_id = _input_job(model, owner)
+    config = cfg.to_json()
+    key = work_key(method, config, model, data, device)
+    same = None if fresh else store.find_identical(key)
+    if same is None or same[1] != DONE:
+        _check_queue_cap(owner)
+    job_id = store.enqueue(method, config, model, dataset, parent_id=parent_id, owner=owner,
+                           work_key=key, waits_on=same[0] if same else None)
+    if same is not None and same[1] == DONE:
+        store.answer_waiters(_now())
+    return job_id
 
 
-def delete_run(job_id: int) -> None:
-    """Delete a finished job with its rows and its artifact folder (only inside the lab's
-    artifacts folder: a row can never make the lab delete files elsewhere)."""
+def _now():
+    from storage.models import utcnow
+
+    return utcnow()
+
+
+def default_owner() -> str:
+    """The OS user (what the CLI submits as when no --owner is given)."""
+    try:
+        return getpass.getuser() or "local"
+    except (KeyError, OSError):
+        return "local"
+
+
+def check_owner(owner: str | None) -> str:
+    """The owner name to store (None: the OS user); LabError for an empty name, one over
+    100 characters, or one that is not plain text (markup, control characters)."""
+    if owner is None:
+        return default_owner()
+    name = " ".join(str(owner).split())
+    if not name:
+        raise LabError("the name is empty; enter the name you want your runs listed under")
+    if len(name) > 100:
+        raise LabError(f"the name is {len(name)} characters long; use at most 100")
+    if not OWNER_TEXT.match(name):
+        raise LabError("the name must be plain text: letters, digits, spaces and . @ ' - _ "
+                       "(no markup such as < > & or quotes)")
+    return name
+
+
+def _check_queue_cap(owner: str) -> None:
+    cap = settings.max_queued_per_owner()
+    if cap and store.count_queued(owner) >= cap:
+        raise LabError(f"{owner} already has {cap} jobs waiting in the queue, the most one "
+                       f"person may have (LAB_MAX_QUEUED_PER_OWNER={cap}); wait for some to "
+                       f"start, or cancel some")
+
+
+# --------------------------------------------------------------------------- reuse
+
+
+def work_key(method: str, config: dict[str, Any], model: str, data: Any,
+             device: str | None) -> str:
+    """sha256 of the work a job does: method, canonical config JSON, the input model's
+    content fingerprint, the dataset's content fingerprint, LAB_VERSION and the device kind.
+    Two jobs with the same key would produce the same result."""
+    parts = {"method": method, "config": config, "model": model_fingerprint(model),
+             "dataset": dataset_fingerprint(data), "lab": LAB_VERSION,
+             "device": device_kind(device)}
+    blob = json.dumps(parts, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def dataset_fingerprint(data: Any) -> str:
+    """sha256 of a loaded dataset's content: label names and every split's texts and labels."""
+    h = hashlib.sha256(json.dumps(list(data.label_names)).encode())
+    for split in ("train", "val", "test"):
+        part = getattr(data, split, None)
+        if part is None:
+            continue
+        h.update(split.encode())
+        for text, label in zip(part.texts, part.labels, strict=False):
+            h.update(f"{label}\t{text}\n".encode())
+    return h.hexdigest()
+
+
+def model_fingerprint(model: str) -> str:
+    """What identifies an input model's content: for job:ID (and `default`, the teacher's
+    job) the producing job's work key; for a folder, its files' names, sizes, mtimes and
+    safetensors headers; for a preset or hub id, the id itself."""
+    from engine.toolkit.checkpoints import embedded_minilm_path, local_model_dir
+
+    if model == DEFAULT_ALIAS:
+        row = store.find_model(DEFAULT_ALIAS)
+        if row is not None and row.job_id is not None:
+            return _job_fingerprint(row.job_id)
+        if row is not None:
+            return "dir:" + folder_fingerprint(Path(row.path))
+        pending = store.pending_alias_job(DEFAULT_ALIAS)
+        return _job_fingerprint(pending) if pending is not None else "default"
+    if model.startswith("job:") and model[4:].isdigit():
+        return _job_fingerprint(int(model[4:]))
+    if model == "minilm-l6":
+        return "dir:" + folder_fingerprint(Path(embedded_minilm_path()))
+    if model.startswith("preset:"):
+        return model
+    folder = local_model_dir(model)
+    if folder is not None:
+        return "dir:" + folder_fingerprint(folder)
+    return "hub:" + model
+
+
+def _job_fingerprint(job_id: int) -> str:
+    try:
+        job = store.load_job(job_id)
+    except store.JobNotFound:
+        return f"job:{job_id}"
+    return "work:" + job.work_key if job.work_key else f"job:{job_id}:{job.finished_at}"
+
+
+def folder_fingerprint(folder: Path) -> str:
+    """sha256 of a model folder's file names, sizes and mtimes, plus each safetensors file's
+    header (tensor names, shapes, dtypes, offsets): cheap, and changes with the weights."""
+    h = hashlib.sha256()
+    if not folder.is_dir():
+        return "missing:" + str(folder)
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        st = path.stat()
+        h.update(f"{path.relative_to(folder)}:{st.st_size}:{st.st_mtime_ns}\n".encode())
+        if path.suffix == ".safetensors":
+            with path.open("rb") as f:
+                head = f.read(8)
+                size = int.from_bytes(head, "little") if len(head) == 8 else 0
+                h.update(f.read(min(size, 16 << 20)))
+    return h.hexdigest()
+
+
+def device_kind(device: str | None) -> str:
+    """cpu (with LAB_THREADS) or cuda: the device a job's timings depend on. With no device
+    given, a live worker's, else what LAB_DEVICE says."""
+    if device is None:
+        live = store.alive_workers(_now(), 30.0)
+        device = live[0].device if live else settings.device()
+    kind = "cuda" if device.startswith("cuda") else "cpu" if device.startswith("cpu") else device
+    return f"cpu/{settings.threads()}" if kind == "cpu" else kind
+
+
+# --------------------------------------------------------------------------- permissions
+
+
+def can_touch(job: Job, owner: str | None, instructor_token: str | None = None) -> bool:
+    """May `owner` cancel or delete `job`? Their own jobs (and unowned ones) yes; anyone's
+    when `instructor_token` equals LAB_INSTRUCTOR_TOKEN (when that is set)."""
+    expected = settings.instructor_token()
+    if expected and instructor_token and hmac.compare_digest(
+            expected.encode(), str(instructor_token).encode()):
+        return True
+    who = default_owner() if owner is None else " ".join(str(owner).split())
+    return not job.owner or job.owner == who
+
+
+def _check_touch(job_id: int, owner: str | None, token: str | None, verb: str) -> Job:
+    try:
+        job = store.get_job(job_id)
+    except store.JobNotFound as exc:
+        raise LabError(str(exc)) from exc
+    if not can_touch(job, owner, token):
+        raise LabError(f"job {job_id} belongs to {job.owner}; only {job.owner} or the "
+                       f"instructor (with the instructor token) can {verb} it")
+    return job
+
+
+def cancel_job(job_id: int, owner: str | None = None, token: str | None = None) -> str:
+    """Cancel a queued job at once or ask a running one to stop, if `owner` may (see
+    can_touch); return the job's status after the request."""
+    _check_touch(job_id, owner, token, "cancel")
+    return store.request_cancel(job_id)
+
+
+def delete_run(job_id: int, owner: str | None = None, token: str | None = None) -> None:
+    """Delete a finished job with its rows and its artifact folders, if `owner` may (see
+    can_touch). Only folders inside the lab's artifacts folder are removed: a row can never
+    make the lab delete files elsewhere."""
     import shutil
 
-    from storage import settings
+    from storage.artifacts import job_paths
 
+    _check_touch(job_id, owner, token, "delete")
+    own = job_paths(job_id)  # final, any attempt's partial, best-on-cancel
     try:
         paths = store.delete_job(job_id)
     except ValueError as exc:
         raise LabError(str(exc)) from exc
     root = settings.artifacts_dir().resolve()
-    # job-N, job-N.partial, job-N-best-on-cancel...: everything the job wrote.
-    own = [root / f"job-{job_id}", *root.glob(f"job-{job_id}.*"), *root.glob(f"job-{job_id}-*")]
     for folder in [*paths, *map(str, own)]:
         target = Path(folder).resolve()
         if target.is_relative_to(root) and target != root:

@@ -1,8 +1,10 @@
-"""The background worker: claims queued jobs one at a time and runs them with `run_job`.
+"""The background workers and the one executor step they and the CLI share.
 
-`ensure_worker()` (used by the dashboard) starts one as a detached process when none is alive.
-`run_claimed(job_id)` runs one claimed job with a `Heartbeat` thread around it (the worker, the
-CLI's in-process `--wait` and the tests all run jobs this way).
+`run_next(worker_id, clock)` claims the next runnable job (fair share between owners) and runs
+it: the background worker loops on it, the CLI's in-process `--wait` calls it for the job it
+waits on. `run_claimed(job_id)` runs one already-claimed job with a `Heartbeat` thread around
+it (what another executor, e.g. a Ray task, calls after `store.claim`). `ensure_workers()`
+(used by the dashboard) keeps LAB_WORKERS workers alive on this machine.
 Importing this module is cheap: torch is imported by the jobs, not here.
 """
 
@@ -11,6 +13,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -29,18 +32,26 @@ SPAWN_GRACE_S = 60.0  # after spawning, wait this long for it to register before
 
 
 def reap(now: datetime | None = None) -> list[int]:
-    """Re-queue or fail running jobs whose heartbeat is too old (see storage.jobs.reap_stale)."""
-    return store.reap_stale(now or utcnow(), settings.heartbeat_timeout_s(),
-                            settings.max_attempts())
+    """Re-queue or fail running jobs whose heartbeat is too old, and answer jobs waiting on
+    identical finished work (see storage.jobs.reading.refresh)."""
+    return store.refresh(now or utcnow())
+
+
+def heartbeat_interval_s() -> float:
+    """Seconds between heartbeats: 5 s, or a third of a shorter LAB_HEARTBEAT_TIMEOUT_S."""
+    return max(0.2, min(5.0, settings.heartbeat_timeout_s() / 3))
 
 
 class Heartbeat:
     """A daemon thread that keeps a running job's (and worker's) heartbeat fresh, even while
-    a long step (compiling, a big batch) makes no progress call."""
+    a long step (compiling, a big batch) makes no progress call. With `attempt` the job's
+    heartbeat is guarded by its claim: once the claim is lost it stops beating for the job
+    (the job's own next write raises StaleClaim)."""
 
     def __init__(self, job_id: int | None = None, worker_id: int | None = None,
-                 interval_s: float = 5.0):
-        self.job_id, self.worker_id, self.interval_s = job_id, worker_id, interval_s
+                 interval_s: float | None = None, attempt: int | None = None):
+        self.job_id, self.worker_id, self.attempt = job_id, worker_id, attempt
+        self.interval_s = interval_s if interval_s is not None else heartbeat_interval_s()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True, name="heartbeat")
 
@@ -48,7 +59,14 @@ class Heartbeat:
         while not self._stop.wait(self.interval_s):
             try:
                 if self.job_id is not None:
-                    store.report_progress(self.job_id)
+                    store.report_progress(self.job_id, attempt=self.attempt)
+            except store.StaleClaim:
+                log.warning("job %s: this worker lost its claim (attempt %s)", self.job_id,
+                            self.attempt)
+                self.job_id = None
+            except Exception:
+                log.warning("heartbeat failed", exc_info=True)
+            try:
                 if self.worker_id is not None:
                     store.worker_heartbeat(self.worker_id)
                     reap()  # a busy worker still reaps jobs of dead workers
@@ -64,20 +82,43 @@ class Heartbeat:
         self._thread.join(timeout=2)
 
 
-def run_claimed(job_id: int, worker_id: int | None = None) -> str:
-    """run_job with a heartbeat thread around it."""
+def run_claimed(job_id: int, worker_id: int | None = None, attempt: int | None = None) -> str:
+    """Run one already-claimed job to its end with a heartbeat thread around it; return its
+    final status (done, failed, cancelled, or "stale" when its claim was lost meanwhile).
+
+    `attempt`: the claim's `attempts` value (read from the row when None). Any executor runs
+    jobs this way: claim with `store.claim(worker_id, now)`, then `run_claimed(job.id,
+    attempt=job.attempts)` in the process that does the work."""
     from engine.runner import run_job  # here, not at the top: importing this module stays cheap
 
-    with Heartbeat(job_id=job_id, worker_id=worker_id):
-        return run_job(job_id)
+    if attempt is None:
+        attempt = store.load_job(job_id).attempts
+    with Heartbeat(job_id=job_id, worker_id=worker_id, attempt=attempt):
+        return run_job(job_id, attempt=attempt)
+
+
+def run_next(worker_id: int | None, clock: Callable[[], datetime] = utcnow,
+             job_id: int | None = None) -> str | None:
+    """The executor step: reap, claim the next runnable job (or `job_id` only) for
+    `worker_id`, run it; return its final status, or None when nothing could be claimed."""
+    reap(clock())
+    job = store.claim(worker_id, clock(), job_id=job_id)
+    if job is None:
+        return None
+    log.info("worker %s: job %s (%s, owner %s) started", worker_id, job.id, job.method,
+             job.owner or "-")
+    status = run_claimed(job.id, attempt=job.attempts)
+    log.info("worker %s: job %s %s", worker_id, job.id, status)
+    return status
 
 
 def worker_loop(once: bool = False, poll_s: float = 1.0, max_jobs: int | None = None,
-                clock: Callable[[], datetime] = utcnow) -> int:
+                clock: Callable[[], datetime] = utcnow, name: str | None = None) -> int:
     """Run jobs until stopped (SIGTERM/SIGINT), or until the queue is empty when `once`.
 
     `max_jobs` recycles the worker after that many jobs (a fresh process frees leaked GPU
-    memory). Returns the number of jobs run. LAB_EXECUTOR=ray: the Ray dispatcher instead."""
+    memory); `name` is what `jobs` and the Jobs page show. Returns the number of jobs run.
+    LAB_EXECUTOR=ray: the Ray dispatcher runs them instead (engine/ray_executor.py)."""
     from engine import ray_executor
 
     if ray_executor.selected():
@@ -86,7 +127,7 @@ def worker_loop(once: bool = False, poll_s: float = 1.0, max_jobs: int | None = 
     from engine.toolkit import device as dev
 
     device = dev.setup()
-    worker_id = store.register_worker(device=dev.describe(device), now=clock())
+    worker_id = store.register_worker(device=dev.describe(device), now=clock(), name=name)
     stopping = {"flag": False}
 
     def stop(signum, _frame) -> None:
@@ -96,19 +137,15 @@ def worker_loop(once: bool = False, poll_s: float = 1.0, max_jobs: int | None = 
     previous = {s: signal.signal(s, stop) for s in (signal.SIGTERM, signal.SIGINT)}
     ran = 0
     try:
+        # the loop's own heartbeat thread keeps the worker (and reaping) alive
         with Heartbeat(worker_id=worker_id):
             while not stopping["flag"]:
-                reap(clock())
-                job = store.claim(worker_id, clock())
-                if job is None:
+                status = run_next(worker_id, clock)
+                if status is None:
                     if once:
                         break
                     time.sleep(poll_s)
                     continue
-                log.info("worker %s: job %s (%s) started", worker_id, job.id, job.method)
-                # the loop's own heartbeat thread keeps the worker (and reaping) alive
-                status = run_claimed(job.id)
-                log.info("worker %s: job %s %s", worker_id, job.id, status)
                 ran += 1
                 if max_jobs is not None and ran >= max_jobs:
                     break
@@ -119,8 +156,16 @@ def worker_loop(once: bool = False, poll_s: float = 1.0, max_jobs: int | None = 
     return ran
 
 
-def alive(now: datetime | None = None) -> list:
-    return store.alive_workers(now or utcnow(), WORKER_ALIVE_S)
+def alive(now: datetime | None = None, here: bool = False) -> list:
+    """Live workers (only those on this machine with `here`)."""
+    return store.alive_workers(now or utcnow(), WORKER_ALIVE_S,
+                               hostname=socket.gethostname() if here else None)
+
+
+def shares_cpu(now: datetime | None = None) -> bool:
+    """True when more than one live worker on this machine runs on the CPU: their timings
+    compete for the same cores."""
+    return len([w for w in alive(now, here=True) if w.device.startswith("cpu")]) > 1
 
 
 def job_device(probe: bool = False) -> str | None:
@@ -139,19 +184,45 @@ def job_device(probe: bool = False) -> str | None:
     return dev.describe()
 
 
-def ensure_worker() -> str:
-    """Start a background worker unless one is alive; return what happened, in words."""
-    if alive():
-        return "running"
+def worker_slots() -> list[tuple[str, dict[str, str]]]:
+    """(name, extra environment) of each worker this machine should keep alive: one per GPU
+    pinned with CUDA_VISIBLE_DEVICES when CUDA is present, else cpu0, cpu1, ... (LAB_WORKERS)."""
+    count, gpus = settings.workers(), settings.gpu_count()
+    host = socket.gethostname()
+    if gpus:
+        visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+        ids = [v.strip() for v in visible.split(",")] if visible else [str(i) for i in
+                                                                         range(gpus)]
+        return [(f"{host}/gpu{ids[i % len(ids)]}", {"CUDA_VISIBLE_DEVICES": ids[i % len(ids)]})
+                for i in range(count)]
+    return [(f"{host}/cpu{i}", {}) for i in range(count)]
+
+
+def ensure_workers() -> str:
+    """Keep LAB_WORKERS workers alive on this machine (each named, GPU workers pinned);
+    return what happened, in words ("running", "started 2", "starting", "disabled")."""
     if not settings.worker_autostart():
         return "disabled"
-    stamp = settings.lab_home() / "worker.spawned"
-    if stamp.exists() and time.time() - stamp.stat().st_mtime < SPAWN_GRACE_S:
-        return "starting"
-    stamp.touch()
-    log_file = open(settings.logs_dir() / "worker.log", "ab")
+    live = {w.name for w in alive(here=True)}
+    slots = worker_slots()
+    missing = [(name, env) for name, env in slots if name not in live]
+    if not missing or len(live) >= len(slots):
+        return "running"
+    started = 0
     root = Path(__file__).resolve().parent.parent
-    subprocess.Popen([sys.executable, "-m", "engine", "worker"], cwd=root, stdout=log_file,
-                     stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                     start_new_session=True, env=os.environ.copy())
-    return "started"
+    for name, env in missing:
+        stamp = settings.lab_home() / f"worker.spawned.{name.rsplit('/', 1)[-1]}"
+        if stamp.exists() and time.time() - stamp.stat().st_mtime < SPAWN_GRACE_S:
+            continue
+        stamp.touch()
+        log_file = open(settings.logs_dir() / "worker.log", "ab")
+        subprocess.Popen([sys.executable, "-m", "engine", "worker", "--name", name], cwd=root,
+                         stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                         start_new_session=True, env={**os.environ, **env})
+        started += 1
+    return f"started {started}" if started else "starting"
+
+
+def ensure_worker() -> str:
+    """Kept for callers of the single-worker days: see ensure_workers."""
+    return ensure_workers()

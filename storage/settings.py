@@ -68,6 +68,34 @@ SETTINGS: tuple[Setting, ...] = (
         "Per-machine cache shared by every LAB_HOME: the built default teacher, keyed by its "
         "recipe and library versions.",
     ),
+    Setting(
+        "LAB_WORKERS",
+        "auto",
+        "Workers the dashboard keeps alive on this machine; `auto`: one per GPU (each pinned "
+        "to its GPU) when CUDA is present, else cores // `LAB_THREADS` (at least 1).",
+    ),
+    Setting(
+        "LAB_EXECUTOR",
+        "local",
+        "`local`: workers run claimed jobs in their own process; `ray`: as Ray tasks.",
+    ),
+    Setting(
+        "LAB_RAY_ADDRESS",
+        "local",
+        "Ray cluster address for `LAB_EXECUTOR=ray` (e.g. `ray://head:10001`); `local` starts "
+        "a local Ray instance.",
+    ),
+    Setting(
+        "LAB_MAX_QUEUED_PER_OWNER",
+        "100",
+        "Queued jobs one owner (attendee) may have at a time; `0`: no limit.",
+    ),
+    Setting(
+        "LAB_INSTRUCTOR_TOKEN",
+        "unset",
+        "When set, whoever enters this token may cancel or delete anyone's jobs; attendees "
+        "can touch only their own.",
+    ),
 )
 
 _DEFAULTS = {s.name: s.default for s in SETTINGS}
@@ -158,3 +186,58 @@ def timing_runtimes() -> list[str] | None:
     """The runtimes LAB_TIMING_RUNTIMES allows (comma-separated); None: all configured."""
     raw = _get("LAB_TIMING_RUNTIMES")
     return [r.strip() for r in raw.split(",") if r.strip()] if raw else None
+def workers() -> int:
+    """How many workers the dashboard keeps alive on this machine (LAB_WORKERS)."""
+    raw = (_get("LAB_WORKERS") or "auto").lower()
+    if raw == "auto":
+        gpus = gpu_count()
+        return gpus if gpus else max(1, (os.cpu_count() or 1) // threads())
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValueError(f"LAB_WORKERS must be auto or a whole number, got {raw!r}") from None
+    if value < 0:
+        raise ValueError(f"LAB_WORKERS must be 0 or more, got {value}")
+    return value
+
+
+def gpu_count() -> int:
+    """CUDA GPUs a worker could use, without importing torch: 0 when LAB_DEVICE=cpu; else the
+    ids in CUDA_VISIBLE_DEVICES when set, else the NVIDIA driver's GPU entries."""
+    if device() == "cpu":
+        return 0
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None:
+        return len([v for v in visible.split(",") if v.strip() and v.strip() != "-1"])
+    gpus = Path("/proc/driver/nvidia/gpus")
+    return len(list(gpus.iterdir())) if gpus.is_dir() else 0
+
+
+def executor() -> str:
+    value = (_get("LAB_EXECUTOR") or _DEFAULTS["LAB_EXECUTOR"]).lower()
+    if value not in ("local", "ray"):
+        raise ValueError(f"LAB_EXECUTOR must be local or ray, got {value!r}")
+    return value
+
+
+def ray_address() -> str | None:
+    """The Ray cluster to join, or None to start a local Ray instance."""
+    value = _get("LAB_RAY_ADDRESS")
+    return None if value in (None, "local") else value
+
+
+def max_queued_per_owner() -> int:
+    """The cap on one owner's queued jobs; 0 means no cap."""
+    raw = _get("LAB_MAX_QUEUED_PER_OWNER") or _DEFAULTS["LAB_MAX_QUEUED_PER_OWNER"]
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValueError(f"LAB_MAX_QUEUED_PER_OWNER must be a whole number, got {raw!r}") \
+            from None
+    return max(0, value)
+
+
+def instructor_token() -> str | None:
+    """The instructor's token, or None when unset (then nobody can touch others' jobs)."""
+    value = _get("LAB_INSTRUCTOR_TOKEN")
+    return None if value in (None, "unset") else value

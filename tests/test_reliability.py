@@ -21,10 +21,10 @@ from tests.conftest import ROOT
 QUICK_EVAL = ["max_length=16", "batch_sizes=[1]", "warmup=0", "latency_runs=2", "test_limit=4"]
 
 
-def start_worker(**env: str) -> subprocess.Popen:
+def start_worker(log: Path | None = None, **env: str) -> subprocess.Popen:
+    out = open(log, "wb") if log else subprocess.DEVNULL
     return subprocess.Popen([sys.executable, "-m", "engine", "worker"], cwd=ROOT,
-                            env={**os.environ, **env}, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+                            env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT)
 
 
 def wait_until(predicate, timeout: float = 120, poll: float = 0.3) -> bool:
@@ -76,8 +76,8 @@ SUBMITTER = """
 import json, sys
 from engine.submit import submit
 model, csv, n, sets = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4:]
-print(json.dumps([submit("evaluate", model=model, dataset=f"csv:{csv}", sets=sets)
-                  for _ in range(n)]))
+print(json.dumps([submit("evaluate", model=model, dataset=f"csv:{csv}", sets=sets,
+                         fresh=True) for _ in range(n)]))
 """
 
 
@@ -91,7 +91,8 @@ def test_fifty_concurrent_jobs_run_exactly_once(tiny_model_dir, tiny_csv, lab_ho
             try:
                 for _ in range(10):
                     ids.append(submit("evaluate", model=str(tiny_model_dir),
-                                      dataset=f"csv:{tiny_csv}", sets=QUICK_EVAL))
+                                      dataset=f"csv:{tiny_csv}", sets=QUICK_EVAL,
+                                      fresh=True))  # the queue under load, not reuse
             except Exception as exc:  # noqa: BLE001
                 errors.append(repr(exc))
 
@@ -163,3 +164,43 @@ def test_delete_never_touches_files_outside_artifacts(tmp_path: Path, tiny_csv) 
     store.register_model(f"job:{job_id}", str(outside), "job", job_id=job_id)
     delete_run(job_id)
     assert outside.is_dir()
+
+
+def test_a_stalled_worker_cannot_overwrite_the_job(tiny_model_dir, tiny_csv, lab_home,
+                                                   tmp_path, monkeypatch) -> None:
+    """Worker A claims a quantize job and is stopped (SIGSTOP) past the heartbeat timeout;
+    worker B takes the job and finishes it; A resumes: its writes are refused (StaleClaim),
+    it discards its partial folder, and the job is done once, with B's output."""
+    env = {"LAB_HEARTBEAT_TIMEOUT_S": "3", "LAB_MAX_ATTEMPTS": "3"}
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    job_id = submit("quantize", model=str(tiny_model_dir), dataset=f"csv:{tiny_csv}",
+                    sets=["max_length=16", "runtime=eager"])
+    a = start_worker(log=tmp_path / "a.log", **env)
+    b = None
+    try:
+        assert wait_until(lambda: store.load_job(job_id).status == "running", timeout=120)
+        a_worker = store.load_job(job_id).worker_id
+        a.send_signal(signal.SIGSTOP)
+        assert wait_until(lambda: store.get_job(job_id).status == "queued", timeout=60)
+        b = start_worker(log=tmp_path / "b.log", **env)
+        assert wait_until(lambda: store.get_job(job_id).status in ("done", "failed"),
+                          timeout=300), store.get_job(job_id).message
+        done = store.job_as_dict(store.get_job(job_id))
+        a.send_signal(signal.SIGCONT)
+        assert wait_until(lambda: "lost its claim" in (tmp_path / "a.log").read_text(),
+                          timeout=120), (tmp_path / "a.log").read_text()[-3000:]
+        time.sleep(2)
+    finally:
+        if a.poll() is None:
+            a.send_signal(signal.SIGCONT)
+        assert stop(a) == 0
+        if b is not None:
+            assert stop(b) == 0
+    after = store.job_as_dict(store.get_job(job_id))
+    assert done["status"] == "done", done["error"]
+    assert after["status"] == "done" and after["attempts"] == 2
+    assert after["worker_id"] != a_worker
+    assert after["metrics"] == done["metrics"] and after["output_model"] == f"job:{job_id}"
+    assert store.find_model(f"job:{job_id}").path == str(lab_home / "artifacts" / f"job-{job_id}")
+    assert sorted(p.name for p in (lab_home / "artifacts").iterdir()) == [f"job-{job_id}"]

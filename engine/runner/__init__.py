@@ -27,45 +27,101 @@ from engine.runner.evaluating import (
     timing_lengths,
 )
 from engine.runner.parent import compare_with_parent, is_classifier_with_same_labels, timing_trust
-from engine.runner.saving import job_dir, save_and_reload, versions
+from engine.runner.saving import save_and_reload, versions, write_card
 from engine.toolkit.config import ConfigError, LabError
 from engine.toolkit.contract import JobCancelled, JobContext
 from engine.toolkit.data import DatasetError
 from storage import jobs as store
+from storage.artifacts import job_dir
+from storage.jobs import StaleClaim
 from storage.models import Job
 
 log = logging.getLogger("engine")
 
-def run_job(job_id: int) -> str:
+def run_job(job_id: int, attempt: int | None = None) -> str:
     """Execute a claimed (running) job to its end; return its final status. Never raises for
-    a job's own failure: the error is recorded on the row."""
+    a job's own failure: the error is recorded on the row.
+
+    Every write is guarded by the claim `attempt` (the job's `attempts` when it was claimed;
+    read from the row when None): a worker that lost its claim (stalled past the heartbeat
+    timeout, re-queued, taken by another worker) gets StaleClaim, removes its own partial
+    folder and returns "stale" without touching the row or the other attempt's files."""
     from engine.toolkit import device as dev
 
-    job = store.get_job(job_id)
-    out_dir = job_dir(job_id)
-    partial = out_dir.with_name(out_dir.name + ".partial")
+    job = store.load_job(job_id)
+    attempt = job.attempts if attempt is None else attempt
+    partial = job_dir(job_id, "partial", attempt=attempt)
     try:
         device = dev.setup()
-        store.report_progress(job_id, 0.0, "loading", device=dev.describe(device))
-        status = _run(job, device, partial, out_dir)
-        return status
+        store.report_progress(job_id, 0.0, "loading", device=dev.describe(device),
+                              attempt=attempt)
+        return _run(job, attempt, device, partial)
+    except StaleClaim:
+        shutil.rmtree(partial, ignore_errors=True)
+        log.warning("job %s: attempt %s lost its claim; its work is discarded", job_id, attempt)
+        return "stale"
     except JobCancelled:
         shutil.rmtree(partial, ignore_errors=True)
-        kept = out_dir.with_name(f"{out_dir.name}-best-on-cancel")  # distill keeps its best
-        store.mark_cancelled(job_id, message="cancelled" + (
-            f"; the best model so far is saved in {kept}" if kept.is_dir() else ""))
-        return "cancelled"
+        kept = job_dir(job_id, "best-on-cancel")  # distill keeps its best student
+        return _end(job_id, attempt, "cancelled", lambda: store.mark_cancelled(
+            job_id, attempt=attempt, message="cancelled" + (
+                f"; the best model so far is saved in {kept}" if kept.is_dir() else "")))
     except (LabError, DatasetError) as exc:
         shutil.rmtree(partial, ignore_errors=True)
-        store.fail(job_id, str(exc))
-        return "failed"
+        error = str(exc)
+        return _end(job_id, attempt, "failed",
+                    lambda: store.fail(job_id, error, attempt=attempt))
     except Exception as exc:
         shutil.rmtree(partial, ignore_errors=True)
+        detail = traceback.format_exc()
         log.exception("job %s failed", job_id)
-        store.fail(job_id, f"{type(exc).__name__}: {exc}\n\n{traceback.format_exc()}")
-        return "failed"
+        error = unexpected_error_line(job.method, exc)
+        return _end(job_id, attempt, "failed", lambda: store.fail(
+            job_id, error, attempt=attempt, detail=detail))
     finally:
         _free_memory()
+
+
+def unexpected_error_line(method: str, exc: BaseException) -> str:
+    """One plain line for a failure the lab did not foresee: what happened, what to do."""
+    what = f"{type(exc).__name__} {exc}".strip() if str(exc) else type(exc).__name__
+    what = " ".join(what.split())[:300]
+    return (f"unexpected error in the {method} job: {what}. This is a bug in the lab: the "
+            f"details are kept with the job (Jobs page, `show`); resubmit, or report it with "
+            f"them")
+
+
+def _end(job_id: int, attempt: int, status: str, write) -> str:
+    """Record the job's end with `write`; "stale" when the claim was lost meanwhile."""
+    try:
+        write()
+    except StaleClaim:
+        log.warning("job %s: attempt %s lost its claim before it could record %s", job_id,
+                    attempt, status)
+        return "stale"
+    return status
+
+
+def _shared_cpu_warning(device: str) -> str | None:
+    """The busy-machine warning when this job was timed on CPU cores that other live workers
+    on this machine were using for jobs of their own (several workers, more than one job
+    running). Timing wants one worker per core set (LAB_WORKERS)."""
+    import socket
+    from datetime import timedelta
+
+    from storage.models import RUNNING, utcnow
+
+    if not device.startswith("cpu"):
+        return None
+    now = utcnow()
+    here = [w for w in store.alive_workers(now, 30.0, hostname=socket.gethostname())
+            if w.device.startswith("cpu") and w.heartbeat_at >= now - timedelta(seconds=30)]
+    if len(here) < 2 or len(store.list_jobs(statuses=(RUNNING,), refresh_first=False)) < 2:
+        return None
+    return (f"Timed while {len(here)} workers on this machine shared its CPU cores and other "
+            f"jobs ran: latencies are inflated and the ratios unreliable; timing wants one "
+            f"worker per core set (LAB_WORKERS=1, or LAB_THREADS x workers <= cores), or "
+            f"re-time on a quiet machine.")
 
 
 def _free_memory() -> None:
@@ -81,7 +137,7 @@ def _free_memory() -> None:
         pass
 
 
-def _run(job: Job, device: str, partial: Path, out_dir: Path) -> str:
+def _run(job: Job, attempt: int, device: str, partial: Path) -> str:
     import torch
 
     from engine.methods.registry import config_from_json, get_method
@@ -99,7 +155,7 @@ def _run(job: Job, device: str, partial: Path, out_dir: Path) -> str:
 
     spec = get_method(job.method)
     cfg = config_from_json(job.method, job.config)
-    ctx = JobContext(job, device)
+    ctx = JobContext(job, device)  # its writes pass job.attempts (== attempt) as the claim
     ecfg = evaluate_config_for(job, cfg)
     ctx.dataset  # noqa: B018 (fail early on a bad dataset, before loading any model)
     # Submit checks this against a live worker when it can; the job checks again here, on the
@@ -117,9 +173,8 @@ def _run(job: Job, device: str, partial: Path, out_dir: Path) -> str:
     if spec.config.produces_model and produced is None:
         # the method chose to make no model (prune score_only): its notes are the whole
         # result; evaluating and timing the unchanged input again would only repeat its runs
-        store.save_results(job.id, {"model": job.model, "dataset": job.dataset, **ctx.notes},
-                           [], [])
-        store.finish(job.id, None)
+        store.complete(job.id, attempt, {"model": job.model, "dataset": job.dataset,
+                                         **ctx.notes}, [], [])
         return "done"
     accuracy_meaningful = ctx.input_ref.source != "preset"  # random presets: latency only
     parent_model = None
@@ -165,7 +220,7 @@ def _run(job: Job, device: str, partial: Path, out_dir: Path) -> str:
     metrics["runtime"] = runtime
     if "self:compiled" in timed:
         metrics["compile_seconds"] = round(sum(timed["self:compiled"].first_call_s.values()), 1)
-    busy = busy_warning(model_device)
+    busy = busy_warning(model_device) or _shared_cpu_warning(model_device)
     if busy:
         metrics["timing_warning"] = busy
     length = ecfg.max_length if ecfg.max_length in lengths else lengths[-1]
@@ -182,21 +237,27 @@ def _run(job: Job, device: str, partial: Path, out_dir: Path) -> str:
     elif parent_model is not None:
         compare_with_parent(metrics, ctx, parent_model, ecfg, size_mb, slow_note, busy)
 
-    output_model = None
+    model_row = None
+    publish = None
     if produced is not None:
         ctx.progress(0.995, "registering the model", force=True)
-        shutil.rmtree(out_dir, ignore_errors=True)
-        partial.rename(out_dir)
-        output_model = f"job:{job.id}"
-        store.register_model(output_model, str(out_dir), "job", job_id=job.id,
-                             alias=job.alias, method=job.method, size_mb=size_mb,
-                             info={"label_names": ctx.dataset.label_names,
-                                   "dataset": job.dataset, "input_model": job.model,
-                                   "max_length": ecfg.max_length},
-                             **facts)
-    store.save_results(job.id, {"model": output_model or job.model, "dataset": job.dataset,
-                                **metrics}, latencies, preds)
-    store.finish(job.id, output_model)
+        out_dir = job_dir(job.id)
+        model_row = dict(name=f"job:{job.id}", path=str(out_dir), source="job", job_id=job.id,
+                         alias=job.alias, method=job.method, size_mb=size_mb,
+                         info={"label_names": ctx.dataset.label_names,
+                               "dataset": job.dataset, "input_model": job.model,
+                               "max_length": ecfg.max_length},
+                         **facts)
+
+        write_card(partial, job, metrics, latencies)
+
+        def publish() -> None:  # only the claim that completes the job moves its files
+            shutil.rmtree(out_dir, ignore_errors=True)
+            partial.rename(out_dir)
+
+    store.complete(job.id, attempt, {"model": model_row["name"] if model_row else job.model,
+                                     "dataset": job.dataset, **metrics},
+                   latencies, preds, model=model_row, publish=publish)
     return "done"
 
 

@@ -9,11 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.toolkit.contract import JobContext, Produced
-from storage import settings
-
-
-def job_dir(job_id: int) -> Path:
-    return settings.artifacts_dir() / f"job-{job_id}"
+from storage.artifacts import job_dir  # noqa: F401 (where a job's files go: one function)
 
 
 def versions() -> dict[str, str]:
@@ -53,3 +49,21 @@ def save_and_reload(ctx: JobContext, cfg, ecfg, produced: Produced,
     ref = M.ModelRef(f"job:{job.id}", str(partial), "job", job.id)
     model_device = produced.device or ctx.device
     return M.load_classifier(ref).to(model_device), model_device
+
+
+def write_card(folder: Path, job, metrics: dict[str, Any], latencies: list[dict]) -> None:
+    """README.md (a Hugging Face model card) in the model's folder: the measured figures,
+    latency with hardware, threads, runtime and batch, the lineage and the recipe."""
+    from engine.reports.model_card import CARD_FILE, model_card
+    from storage import jobs as store
+
+    run = {"id": job.id, "method": job.method, "config": job.config, "model": job.model,
+           "dataset": job.dataset, "output_model": f"job:{job.id}",
+           "metrics": {**metrics, "latency": [r for r in latencies if r.get("role") == "self"]}}
+    chain, parent_id = [run], job.parent_id
+    while parent_id is not None:  # oldest first, ending with this run
+        parent = store.load_job(parent_id)
+        chain.insert(0, {"method": parent.method, "config": parent.config,
+                         "model": parent.model})
+        parent_id = parent.parent_id
+    (folder / CARD_FILE).write_text(model_card(run, chain))

@@ -86,9 +86,9 @@ class JobContext:
         lo, hi = self._span
         cancel = store.report_progress(
             self.job_id, lo + (hi - lo) * fraction, message, stage=self._stage,
-            stage_progress=fraction if self._stage else None)
+            stage_progress=fraction if self._stage else None, attempt=self.job.attempts)
         if self._curve_buffer:
-            store.add_curve_points(self.job_id, self._curve_buffer)
+            store.add_curve_points(self.job_id, self._curve_buffer, attempt=self.job.attempts)
             self._curve_buffer = {}
         if cancel:
             raise JobCancelled(f"job {self.job_id} cancelled")
@@ -97,7 +97,8 @@ class JobContext:
         """Add points to live curves (train_loss, val_accuracy...) shown on the Jobs page."""
         for name, value in values.items():
             if name in self._curve_buffer:  # keep every point: flush the older one now
-                store.add_curve_points(self.job_id, self._curve_buffer)
+                store.add_curve_points(self.job_id, self._curve_buffer,
+                                       attempt=self.job.attempts)
                 self._curve_buffer = {}
             self._curve_buffer[name] = (step, value)
 

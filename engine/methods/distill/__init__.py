@@ -103,9 +103,9 @@ def _save_best_on_cancel(ctx, student, tokenizer, cfg: DistillConfig) -> Path | 
     """Keep the best student so far (training restored its weights) where the user can load
     it: `artifacts/job-ID-best-on-cancel`, a model directory. Never masks the cancel."""
     from engine.toolkit.checkpoints import save_model
-    from storage import settings
+    from storage.artifacts import job_dir
 
-    out = settings.artifacts_dir() / f"job-{ctx.job_id}-best-on-cancel"
+    out = job_dir(ctx.job_id, "best-on-cancel")
     try:
         save_model(student.eval(), tokenizer, out,
                    {"method": "distill", "job_id": ctx.job_id, "input_model": ctx.job.model,
