@@ -85,6 +85,16 @@ def _parser() -> argparse.ArgumentParser:
     d = sub.add_parser("delete", help="delete a finished job, its results and its artifacts")
     d.add_argument("job_id", type=int)
     _owner_arg(d, token=True)
+
+    pk = sub.add_parser("pack", help="carry runs to another lab: one checked file")
+    pk_sub = pk.add_subparsers(dest="pack_command", required=True)
+    pe = pk_sub.add_parser("export", help="write chosen runs (and their lineage) to FILE")
+    pe.add_argument("file")
+    pe.add_argument("--jobs", type=int, nargs="*", default=None,
+                    help="job ids (default: every finished run)")
+    pe.add_argument("--with-models", action="store_true", help="include the model folders")
+    pi = pk_sub.add_parser("import", help="load a pack into this lab")
+    pi.add_argument("file")
     return p
 
 
@@ -177,6 +187,17 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         delete_run(args.job_id, owner=args.owner, token=args.token)
         print(f"deleted job {args.job_id}")
+        return EXIT_OK
+    if args.command == "pack":
+        from engine import packs
+
+        if args.pack_command == "export":
+            m = packs.export_pack(args.file, args.jobs, args.with_models)
+            print(f"wrote {args.file}: {m['runs']} runs"
+                  + (" with their models" if args.with_models else ""))
+        else:
+            ids = packs.import_pack(args.file)
+            print(f"imported {len(ids)} runs as jobs {', '.join(map(str, ids.values()))}")
         return EXIT_OK
     raise AssertionError(args.command)
 

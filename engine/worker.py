@@ -94,7 +94,16 @@ def run_claimed(job_id: int, worker_id: int | None = None, attempt: int | None =
     if attempt is None:
         attempt = store.load_job(job_id).attempts
     with Heartbeat(job_id=job_id, worker_id=worker_id, attempt=attempt):
-        return run_job(job_id, attempt=attempt)
+        status = run_job(job_id, attempt=attempt)
+    if status == "done" and store.load_job(job_id).alias:
+        # a teacher built here goes into the machine's cache for the next LAB_HOME
+        from engine.submit import ensure_teacher
+
+        try:
+            ensure_teacher()
+        except Exception:  # the cache is a convenience: never fail the job over it
+            log.warning("could not cache the teacher", exc_info=True)
+    return status
 
 
 def run_next(worker_id: int | None, clock: Callable[[], datetime] = utcnow,

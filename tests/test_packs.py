@@ -135,3 +135,15 @@ def test_teacher_cache_hit_miss_and_fresh(tiny_model_dir, tiny_csv, tmp_path,
     monkeypatch.setattr(S, "teacher_recipe", lambda: {**recipe, "config": S.build_config(
         "finetune", ["max_steps=3", "max_length=16"]).to_json()})
     assert ensure_teacher() is not None, "a changed recipe misses the cache"
+
+
+def test_pack_verbs_on_the_command_line(tmp_path, capsys) -> None:
+    from engine.cli import main
+
+    junk = tmp_path / "junk.labpack"
+    junk.write_text("not a pack")
+    assert main(["pack", "import", str(junk)]) == 2
+    err = capsys.readouterr().err
+    assert "not a readable pack" in err and "Traceback" not in err
+    assert main(["pack", "export", str(tmp_path / "none.labpack")]) == 2
+    assert "no finished runs" in capsys.readouterr().err
