@@ -6,13 +6,14 @@ here (no torch): models run in the background worker, which is started when none
 
 import streamlit as st
 
-from pages.ui import start_background_work
+from pages.ui import start_background_work, who_is_here
 
 # An emoji favicon is drawn locally; a :material/...: one is fetched from Google's font CDN,
 # the only request the dashboard would make outside this machine.
 st.set_page_config(page_title="Compression Lab", page_icon="🗜️", layout="wide")
 
 start_background_work()
+who_is_here()  # this session's name (asked once) and, for the instructor, the token
 
 page = st.navigation([
     st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
@@ -21,6 +22,7 @@ page = st.navigation([
     st.Page("pages/heads.py", title="Heads", icon=":material/grid_view:"),
     st.Page("pages/jobs.py", title="Jobs", icon=":material/pending_actions:"),
     st.Page("pages/results.py", title="Results", icon=":material/scatter_plot:"),
+    st.Page("pages/class_.py", title="Class", icon=":material/groups:"),
     st.Page("pages/attention.py", title="Attention", icon=":material/visibility:"),
 ])
 page.run()
