@@ -13,7 +13,6 @@ from pages.ui import start_background_work, who_is_here
 st.set_page_config(page_title="Compression Lab", page_icon="🗜️", layout="wide")
 
 start_background_work()
-who_is_here()  # this session's name (asked once) and, for the instructor, the token
 
 page = st.navigation([
     st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
@@ -25,4 +24,5 @@ page = st.navigation([
     st.Page("pages/class_.py", title="Class", icon=":material/groups:"),
     st.Page("pages/attention.py", title="Attention", icon=":material/visibility:"),
 ])
+who_is_here()  # sidebar: this session's name (asked once); the instructor's token
 page.run()
