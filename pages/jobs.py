@@ -8,6 +8,7 @@ from engine.submit import cancel_job, delete_run
 from pages.ui import (
     attendee,
     can_change,
+    dataset_label,
     elapsed,
     fmt_seconds,
     instructor_token,
@@ -62,7 +63,7 @@ def job_card(job, workers: dict[int, str]) -> None:
     head, action = st.columns([5, 1])
     who = f" · by {plain(job.owner)}" if job.owner else ""
     head.markdown(f"**Job {job.id}** · `{job.method}` · {plain(job.model)} on "
-                  f"{plain(job.dataset)} · **{job.status}**"
+                  f"{plain(dataset_label(job.dataset))} · **{job.status}**"
                   + (f" → `{job.output_model}`" if job.output_model else "") + who)
     mine = can_change(job.owner)
     if job.status in ("queued", "running"):

@@ -27,27 +27,31 @@ from storage import settings
 OTHER = "other (path or hub id)"
 
 
-def job_model_text(name: str) -> str:
-    """What made the model `job:N`: its method, settings and input ("" when unknown)."""
+def job_model_text(name: str) -> tuple[str, str]:
+    """What made the model `job:N`: a short line for the list ("quantize of default") and
+    the full one for the card (with its input job, dataset and settings); ("", "") unknown."""
     try:
         job = store.get_job(int(name[4:]))
     except (ValueError, store.JobNotFound):
-        return ""
+        return "", ""
     settings_text = config_text({"config": job.config})
     parent = f" (job {job.parent_id})" if job.parent_id else ""
-    return (f"{job.method} of {job.model}{parent} on {job.dataset}"
-            + (f": {settings_text}" if settings_text else ""))
+    short = f"{job.method} of {job.model}"
+    return short, (f"{short}{parent} on {dataset_label(job.dataset)}"
+                   + (f": {settings_text}" if settings_text else ""))
 
 
 st.title("Models")
 
 job_models = [m.name for m in store.list_models() if m.name.startswith("job:")]
 choices = ["default", "minilm-l6"] + job_models + [f"preset:{name}" for name in PRESETS] + [OTHER]
-descriptions = {name: job_model_text(name) for name in job_models}
+described = {name: job_model_text(name) for name in job_models}
+short = {name: d[0] for name, d in described.items() if d[0]}
+descriptions = {name: d[1] for name, d in described.items() if d[1]}
 left, right = st.columns(2)
 model_id = left.selectbox(
     "Checkpoint", choices, key="model_choice",
-    format_func=lambda c: f"{c} · {descriptions[c]}"[:90] if descriptions.get(c) else c,
+    format_func=lambda c: f"{c} · {short[c]}" if c in short else c,
     help="default: the embedded teacher; minilm-l6: the base encoder; job:N: a job's output; "
          "preset: random weights, latency only.")
 if model_id == OTHER:

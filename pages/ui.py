@@ -226,17 +226,18 @@ def who_is_here() -> None:
 
 
 def can_change(owner: str | None) -> bool:
-    """May this session cancel or delete a job of `owner`? Its own, or anyone's with the
-    instructor token (the submit layer checks again)."""
-    return instructor_token() is not None or (attendee() is not None and owner == attendee())
+    """May this session cancel or delete a job of `owner`? Its own and unowned ones, anyone's
+    with the instructor token (engine.submit.can_touch's rule; the submit layer checks again)."""
+    return instructor_token() is not None or not owner or owner == attendee()
 
 
 def owner_filter(key: str) -> str | None:
     """A "my runs / everyone's" switch (default: mine). Returns the owner to keep, or None
     for everyone's (also when this session has no name yet). For Jobs and Results."""
     name = attendee()
-    everyone = st.toggle("Everyone's runs", key=key, value=name is None, disabled=name is None,
-                         help="Off: only your runs. On: the whole lab's.")
+    everyone = st.toggle("Everyone's runs", key=key, value=False,
+                         help="Off: only your runs. On: the whole lab's."
+                         + ("" if name else " Shows everyone's until you give your name."))
     return None if everyone or name is None else name
 
 
@@ -344,7 +345,12 @@ def dataset_choices() -> list[str]:
 def dataset_label(dataset_id: str) -> str:
     """A dataset as the user knows it: an uploaded CSV by its file name, never a server path."""
     uploads = st.session_state.get(UPLOADS_KEY, {})
-    return f"{uploads[dataset_id]} (your CSV)" if dataset_id in uploads else dataset_id
+    if dataset_id in uploads:
+        return f"{uploads[dataset_id]} (your CSV)"
+    if dataset_id.startswith("csv:"):  # someone's file: its name only (uploads: HASH-name)
+        return "CSV " + re.sub(r"^[0-9a-f]{12}-", "", dataset_id.replace("\\", "/")
+                               .rsplit("/", 1)[-1])
+    return dataset_id
 
 
 def without_paths(message: str, replacements: dict[str, str]) -> str:
