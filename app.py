@@ -6,7 +6,7 @@ here (no torch): models run in the background worker, which is started when none
 
 import streamlit as st
 
-from pages.ui import start_background_work
+from pages.ui import start_background_work, who_is_here
 from storage.db import check as check_database
 from storage.errors import LabError
 
@@ -28,6 +28,8 @@ page = st.navigation([
     st.Page("pages/heads.py", title="Heads", icon=":material/grid_view:"),
     st.Page("pages/jobs.py", title="Jobs", icon=":material/pending_actions:"),
     st.Page("pages/results.py", title="Results", icon=":material/scatter_plot:"),
+    st.Page("pages/class_.py", title="Class", icon=":material/groups:"),
     st.Page("pages/attention.py", title="Attention", icon=":material/visibility:"),
 ])
+who_is_here()  # sidebar: this session's name (asked once); the instructor's token
 page.run()

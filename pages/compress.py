@@ -3,11 +3,20 @@
 import streamlit as st
 
 from engine.methods.registry import methods
-from engine.submit import build_config, submit
+from engine.submit import build_config
 from engine.toolkit.config import LabError
 from engine.worker import job_device
 from pages.forms import config_form
-from pages.ui import DATASETS, show_error
+from pages.ui import (
+    dataset_choices,
+    dataset_label,
+    method_summary,
+    plain,
+    result_summary,
+    show_error,
+    submit_job,
+    teacher_pending,
+)
 from storage import jobs as store
 
 st.title("Compress")
@@ -18,56 +27,63 @@ method = st.segmented_control("Method", names, default=(preferred or names)[0], 
 if method is None:
     st.stop()
 spec = specs[method]
-st.caption(spec.summary)
+st.caption(method_summary(spec))
 
+# ------------------------------------------------------------------ what to compress
 models = ["default"] + [m.name for m in store.list_models() if m.name.startswith("job:")]
+datasets = dataset_choices()
 left, right = st.columns(2)
 current = st.session_state.get("model")
 model_id = left.selectbox("Input model", models, key="compress_model",
                           index=models.index(current) if current in models else 0,
                           help="default is the embedded teacher; job:N chains on a job's output")
-dataset_id = right.selectbox("Dataset", DATASETS, key="compress_dataset")
+current_data = st.session_state.get("dataset")
+dataset_id = right.selectbox("Dataset", datasets, key="compress_dataset",
+                             index=datasets.index(current_data) if current_data in datasets
+                             else 0, format_func=dataset_label,
+                             help="An uploaded CSV (Models page) is offered here too.")
+building = teacher_pending() if model_id == "default" else None
+if building is not None:
+    st.info(f"The default teacher is still being built (job {building.id}, "
+            f"{building.progress:.0%}). You can queue jobs on it now: they wait and start "
+            f"when it is ready.", icon=":material/hourglass_top:")
 
-values = config_form(method, spec.config.fields_info())
+# ------------------------------------------------------------------ settings and launch
+values, problems = config_form(method, spec.config.fields_info())
 device = job_device()
-problem = None
-try:
-    cfg = build_config(method, values=values)
-    if spec.availability is not None and device is not None:
-        problem = spec.availability(cfg, device)
-except LabError as exc:
-    cfg, problem = None, str(exc)
+problem = "; ".join(problems) or None
+if problem is None:
+    try:
+        cfg = build_config(method, values=values)
+        if spec.availability is not None and device is not None:
+            problem = spec.availability(cfg, device)
+    except LabError as exc:
+        problem = str(exc)
 if problem:
-    st.warning(problem, icon=":material/block:")
+    st.warning(f"Cannot launch yet: {problem}", icon=":material/block:")
 if st.button(f"Launch {method}", type="primary", key="launch", disabled=bool(problem)):
     try:
-        job_id = submit(method, model=model_id, dataset=dataset_id, values=values, device=device)
-        st.success(f"Queued job {job_id}; follow it on the Jobs page.")
+        job_id = submit_job(method, model=model_id, dataset=dataset_id, values=values,
+                            device=device)
+        waits = " It starts when the teacher is ready." if building is not None else ""
+        st.success(f"Queued job {job_id}; follow it on the Jobs page.{waits}")
     except Exception as exc:  # noqa: BLE001
         show_error(exc)
 
+# ------------------------------------------------------------------ what it gave before
 st.subheader(f"Recent {method} runs")
 jobs = store.list_jobs(limit=10, statuses=("done",), method=method)
 if not jobs:
     st.info(f"No {method} run has finished yet.")
 for job in jobs:
-    m = store.job_as_dict(job)["metrics"]
+    d = store.job_as_dict(job)
+    m = d["metrics"]
     with st.container(border=True):
-        st.markdown(f"**Job {job.id}**: `{job.output_model}` from `{job.model}` · "
-                    + ", ".join(f"{k}={v}" for k, v in job.config.get("data", {}).items()))
-        c1, c2, c3, c4 = st.columns(4)
-        c1.metric("Accuracy", f"{m.get('accuracy', 0):.1%}",
-                  delta=f"{100 * m['accuracy_delta_vs_parent']:+.1f} pts"
-                  if m.get("accuracy_delta_vs_parent") is not None else None)
-        c2.metric("Speedup (batch 32)", f"{m['speedup_vs_parent'].get('32', 0):.2f}x"
-                  if m.get("speedup_vs_parent") else "-")
-        c3.metric("Speedup (batch 1)", f"{m['speedup_vs_parent'].get('1', 0):.2f}x"
-                  if m.get("speedup_vs_parent") else "-")
-        c4.metric("Smaller by", f"{m['size_ratio_vs_parent']:.2f}x"
-                  if m.get("size_ratio_vs_parent") else "-")
+        settings_text = ", ".join(f"{k}={v}" for k, v in job.config.get("data", {}).items())
+        st.markdown(f"**Job {job.id}**: `{job.output_model}` from `{job.model}`")
+        st.caption(plain(settings_text))
+        result_summary(d)
         if m.get("explanation"):
             st.markdown(m["explanation"])
         if m.get("speed_summary"):
             st.caption(m["speed_summary"])
-        if m.get("why_not_faster"):
-            st.info(m["why_not_faster"], icon=":material/speed:")

@@ -3,10 +3,9 @@
 import plotly.graph_objects as go
 import streamlit as st
 
-from engine.submit import submit
 from engine.toolkit.heads import format_heads, parse_heads
 from engine.worker import job_device
-from pages.ui import DATASETS, show_error
+from pages.ui import dataset_choices, dataset_label, show_error, submit_job
 from storage import jobs as store
 
 st.title("Heads")
@@ -18,11 +17,12 @@ with st.expander("Score a model's heads", expanded=False):
     models = ["default"] + [m.name for m in store.list_models() if m.name.startswith("job:")]
     c1, c2, c3 = st.columns(3)
     score_model = c1.selectbox("Model", models, key="score_model")
-    score_data = c2.selectbox("Dataset", DATASETS, key="score_dataset")
+    score_data = c2.selectbox("Dataset", dataset_choices(), key="score_dataset",
+                              format_func=dataset_label)
     how = c3.selectbox("Importance", ["gradient", "magnitude", "random"], key="score_how")
     if st.button("Score heads", key="score_heads"):
         try:
-            job_id = submit("prune", model=score_model, dataset=score_data, device=job_device(),
+            job_id = submit_job("prune", model=score_model, dataset=score_data, device=job_device(),
                             values={"kind": "heads", "importance": how, "score_only": True})
             st.success(f"Queued scoring job {job_id}; its map appears here when it is done.")
         except Exception as exc:  # noqa: BLE001
@@ -33,7 +33,7 @@ if not scored:
     st.info("No head scores yet: score a model above, or run a prune job with kind=heads.")
     st.stop()
 
-labels = {i: f"job {i}: {d['model']} on {d['dataset']} "
+labels = {i: f"job {i}: {d['model']} on {dataset_label(d['dataset'])} "
              f"({d['metrics']['head_importance_method']})" for i, d in scored.items()}
 job = scored[st.selectbox("Scores", list(labels), key="heads_job", format_func=labels.get)]
 scores = job["metrics"]["head_importance"]  # [layers][heads], None: already removed
@@ -72,6 +72,8 @@ if selected and selected != st.session_state.get("heads_last_selection"):
     st.session_state["heads_last_selection"] = selected  # apply a new selection once
     st.session_state[pick_key] = selected
     st.rerun()
+st.caption("On the map: ✖ a head picked for removal · ○ a head that stays · grey cell: a head "
+           "the model lost earlier. Select with a box or lasso on the map, or edit the list.")
 
 st.multiselect("Heads to remove (LAYER:HEAD)", [f"{ly}:{h}" for _, ly, h in alive],
                key=pick_key, help="Box- or lasso-select on the map, use the slider, or edit.")
@@ -80,15 +82,17 @@ count = sum(map(len, picked.values()))
 c1, c2 = st.columns(2)
 steps = c1.number_input("Recovery steps", 0, 100_000, 300, key="heads_recovery",
                         help="Fine-tuning after removal, distilled from the unpruned model.")
-c2.metric("Heads removed", f"{count} of {len(alive)}",
-          delta=f"{count / max(1, len(alive)):.0%}", delta_color="off")
+c2.metric("Heads to remove", f"{count} of {len(alive)}",
+          help="Heads removed, out of the heads the model has now.")
+c2.caption(f"{count / max(1, len(alive)):.0%} of the live heads are picked for removal.")
 if st.button(f"Prune these heads from {job['model']}", type="primary", key="heads_launch",
              disabled=not count):
     try:
-        job_id = submit("prune", model=job["model"], dataset=job["dataset"], device=job_device(),
-                        values={"kind": "heads", "heads": format_heads(picked),
-                                "importance": job["metrics"]["head_importance_method"],
-                                "recovery_steps": int(steps)})
+        job_id = submit_job("prune", model=job["model"], dataset=job["dataset"],
+                            device=job_device(),
+                            values={"kind": "heads", "heads": format_heads(picked),
+                                    "importance": job["metrics"]["head_importance_method"],
+                                    "recovery_steps": int(steps)})
         st.success(f"Queued prune job {job_id}; follow it on the Jobs page.")
     except Exception as exc:  # noqa: BLE001
         show_error(exc)

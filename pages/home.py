@@ -3,7 +3,7 @@
 import streamlit as st
 
 from engine.worker import job_device
-from pages.ui import eta, fmt_seconds
+from pages.ui import stage_eta_text
 from storage import jobs as store
 
 st.title("Compression Lab")
@@ -32,7 +32,12 @@ def teacher_status() -> None:
         st.info(f"The default teacher is being prepared by job {job.id} ({job.status}): "
                 f"{job.message}. It takes about 10 minutes on 2 CPU cores.",
                 icon=":material/hourglass_top:")
-        st.progress(job.progress, text=f"{job.progress:.0%}, about {fmt_seconds(eta(job))} left")
+        eta_text = stage_eta_text(job)
+        st.progress(job.progress, text=f"{job.progress:.0%}" + (f" · {eta_text}" if eta_text
+                                                                else ""))
+        st.caption("Meanwhile: look at the base encoder on the Models and Attention pages, and "
+                   "queue jobs on `default` from Compress: they start when the teacher is "
+                   "ready.")
     else:
         st.warning("No default teacher yet. It is queued when the dashboard starts, or run "
                    "`python -m engine submit finetune --model minilm-l6`.")
@@ -46,8 +51,11 @@ st.caption(f"Worker: {'running on ' + device if device else 'not running (starti
 st.subheader("What to do first")
 st.markdown(
     "1. **Models**: pick a checkpoint and a dataset and look at their cards.\n"
-    "2. **Jobs**: watch the queue; each job shows live progress, elapsed time and ETA.\n"
-    "3. **Results**: compare accuracy against latency; bigger markers are bigger models.\n\n"
+    "2. **Compress**: quantize, prune or distill it; every job carries your name (sidebar).\n"
+    "3. **Jobs**: watch the queue; each job shows live progress, elapsed time and the time "
+    "left in its current stage.\n"
+    "4. **Results**: compare accuracy against latency; the runs nothing beats on both form "
+    "the frontier (in colour), the others are grey.\n\n"
     "From a terminal: `python -m engine submit evaluate --model default --wait`.")
 counts = store.count_jobs()
 cols = st.columns(4)

@@ -3,17 +3,31 @@
 from __future__ import annotations
 
 import pytest
+from sqlalchemy import update
 from streamlit.testing.v1 import AppTest
 
 from storage import jobs as store
+from storage.db import session_scope
+from storage.models import Job
 from tests.conftest import ROOT
 
 PAGES = ["pages/home.py", "pages/models.py", "pages/compress.py", "pages/jobs.py",
-         "pages/results.py", "pages/heads.py", "pages/attention.py"]
+         "pages/results.py", "pages/class_.py", "pages/heads.py", "pages/attention.py"]
+NAME = "tester"
 
 
-def app(page: str | None = None) -> AppTest:
+def own(job_id: int, owner: str) -> None:
+    """Give a seeded row an owner (as submit(..., owner=) does)."""
+    with session_scope() as s:
+        s.execute(update(Job).where(Job.id == job_id).values(owner=owner))
+
+
+def app(page: str | None = None, name: str | None = NAME) -> AppTest:
+    """The dashboard at `page`, in a session whose attendee name is `name` (None: not asked
+    yet)."""
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+    if name is not None:
+        at.session_state["attendee"] = name
     at.run()
     if page:
         at.switch_page(page)
@@ -46,6 +60,8 @@ def seed() -> dict[str, int]:
     store.claim(1, job_id=failed)
     store.fail(failed, "minilm-l6 has no classification head; fine-tune it first")
     queued = store.enqueue("evaluate", {"data": {}}, f"job:{done}", "bbc-news", parent_id=done)
+    for job_id in (done, running, failed, queued):
+        own(job_id, NAME)
     return {"done": done, "running": running, "failed": failed, "queued": queued}
 
 

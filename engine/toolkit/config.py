@@ -27,9 +27,14 @@ class ConfigError(LabError, ValueError):
 
 
 def param(default: Any, help: str, *, min: float | None = None, max: float | None = None,
-          choices: tuple | None = None, advanced: bool = False) -> Any:
-    """A config field with its help text (shown in the form and `--help`) and its bounds."""
-    meta = {"help": help, "min": min, "max": max, "choices": choices, "advanced": advanced}
+          choices: tuple | None = None, advanced: bool = False,
+          applies_when: dict[str, tuple] | None = None) -> Any:
+    """A config field with its help text (shown in the form and `--help`) and its bounds.
+
+    `applies_when` ({other field: (values...)}) says the field matters only when those fields
+    hold one of those values (forms hide it otherwise), e.g. {"scheme": ("int8-static",)}."""
+    meta = {"help": help, "min": min, "max": max, "choices": choices, "advanced": advanced,
+            "applies_when": applies_when}
     if isinstance(default, (list, dict)):
         return field(default_factory=lambda: type(default)(default), metadata=meta)
     return field(default=default, metadata=meta)
@@ -124,14 +129,15 @@ class MethodConfig:
     # ---------------------------------------------------------------- description
     @classmethod
     def fields_info(cls) -> list[dict[str, Any]]:
-        """One dict per field for forms and help: name, type, default, help, min, max, choices."""
+        """One dict per field for forms and help: name, type, default, help, min, max, choices,
+        advanced, applies_when."""
         hints = typing.get_type_hints(cls)
         out = []
         for f in dataclasses.fields(cls):
             default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
             out.append({"name": f.name, "type": _type_name(hints[f.name]), "default": default,
                         **{k: f.metadata.get(k) for k in ("help", "min", "max", "choices",
-                                                           "advanced")}})
+                                                           "advanced", "applies_when")}})
         return out
 
 

@@ -40,6 +40,10 @@ def test_journey(tiny_model_dir, tiny_csv, lab_home, tmp_path) -> None:
         page = s.page
         page.goto(s.url, wait_until="domcontentloaded")
         page.get_by_text("What to do first").wait_for(timeout=60_000)
+        # The session's name, asked once in the sidebar; every page after this one uses it.
+        page.get_by_placeholder("name or nickname").fill("Ada")
+        page.get_by_placeholder("name or nickname").press("Enter")
+        page.get_by_text("You: Ada").wait_for(timeout=60_000)
         page.screenshot(path=str(shots / "1-home.png"), full_page=True)
 
         page.get_by_role("link", name="Models").click()
@@ -64,6 +68,7 @@ def test_journey(tiny_model_dir, tiny_csv, lab_home, tmp_path) -> None:
         page.get_by_text(re.compile(r"Queued job \d+")).wait_for(timeout=60_000)
         page.screenshot(path=str(shots / "3-compress.png"), full_page=True)
         job_id = store.list_jobs(limit=1)[0].id
+        assert store.get_job(job_id).owner == "Ada"
 
         page.get_by_role("link", name="Jobs").click()
         card = page.get_by_text(re.compile(rf"Job {job_id} · {method} .*"))

@@ -71,18 +71,20 @@ class QuantizeConfig(MethodConfig):
         choices=("auto", "eager", "compiled"))
     calibration_examples: int = param(
         256, "int8-static: training examples run through the model to fix each layer's "
-             "activation scale.", min=1, max=20000)
+             "activation scale.", min=1, max=20000,
+        applies_when={"scheme": ("int8-static",)})
     observer: str = param(
         "minmax", "int8-static: how a layer's activation range is chosen from calibration. "
                   "minmax: the largest value seen (no clipping, coarser steps); mse: the clip "
                   "range with the least squared error (clips rare outliers, finer steps).",
-        choices=("minmax", "mse"))
+        choices=("minmax", "mse"), applies_when={"scheme": ("int8-static",)})
     max_length: int = param(64, "Tokens per example for calibration, evaluation and timing.",
                             min=8, max=512)
     group_size: int = param(128, "int4-weight-only: weights sharing one scale (smaller: more "
                             "accurate, larger file).", choices=(32, 64, 128, 256),
-                            advanced=True)
-    seed: int = param(0, "Seed for picking the calibration examples.", min=0, advanced=True)
+                            advanced=True, applies_when={"scheme": ("int4-weight-only",)})
+    seed: int = param(0, "Seed for picking the calibration examples.", min=0, advanced=True,
+                      applies_when={"scheme": ("int8-static",)})
 
     def resolved_runtime(self) -> str:
         if self.runtime != "auto":
