@@ -173,6 +173,17 @@ def parsed(doc: str) -> list[tuple[str, dict]]:
     return p.tags
 
 
+def inner(doc: str) -> str:
+    """The bertviz document inside the iframe wrapper, after checking the wrapper: one frame
+    sandboxed with allow-scripts only (no allow-same-origin), one fixed script, nothing else."""
+    tags = parsed(doc)
+    frames = [a for t, a in tags if t == "iframe"]
+    assert len(frames) == 1 and frames[0]["sandbox"] == "allow-scripts", frames
+    assert [t for t, _ in tags].count("script") == 1
+    assert not [t for t, _ in tags if t in ("img", "link", "object", "embed")]
+    return frames[0]["srcdoc"]
+
+
 def assert_offline(doc: str) -> None:
     """Every script inline; nothing that a browser would fetch from elsewhere."""
     tags = parsed(doc)
@@ -187,14 +198,43 @@ def test_views_are_offline_documents_with_user_text_as_data(tiny_model_dir) -> N
     pruned, _ = prune(model, {0: [1]})
     att = A.extract(A.prepare(pruned, tok, "pruned"), HOSTILE)
     for view in ("head", "model"):
-        doc = A.views_html(att, view)
+        wrapper = A.views_html(att, view, title=HOSTILE)
+        assert "<script>alert" not in wrapper and "allow-same-origin" not in wrapper
+        doc = inner(wrapper)
         assert_offline(doc)
         assert "requirejs(['jquery', 'd3']" in doc and "bertviz-" in doc
         tags = [t for t, _ in parsed(doc)]
-        assert tags.count("script") == (4 if view == "head" else 5), "no script from the text"
+        assert tags.count("script") == (5 if view == "head" else 6), "no script from the text"
         assert "img" not in tags
         assert "Removed by compression" in doc and "layer 0: heads 1" in doc
-    assert "[[0, 1]]" in A.views_html(att, "model"), "the model view greys out head 0:1"
+        assert "Tokens " not in doc, "a short sentence is shown whole"
+    assert "[[0, 1]]" in inner(A.views_html(att, "model")), "the model view greys out head 0:1"
+
+
+def synthetic(layers: int, heads: int, n: int, seed: int = 0) -> A.SentenceAttention:
+    """Random row-stochastic maps of a model with `layers` x `heads` on `n` tokens."""
+    rng = np.random.default_rng(seed)
+    maps = rng.random((layers, heads, n, n), dtype=np.float32)
+    maps /= maps.sum(-1, keepdims=True)
+    tokens = ["[CLS]"] + [f"w{i}" for i in range(n - 2)] + ["[SEP]"]
+    return A.SentenceAttention("synthetic", tokens, maps, np.ones((layers, heads), bool),
+                               np.array([0.4, 0.6]), ["neg", "pos"], n, n)
+
+
+def test_a_512_token_view_is_a_bounded_window() -> None:
+    """13.1: what bertviz is handed stays small whatever the limit, and says what is left out."""
+    att = synthetic(6, 12, 512)
+    assert A.view_window(att) == (0, A.VIEW_TOKENS)
+    assert A.view_window(att, 10_000) == (512 - A.VIEW_TOKENS, 512), "clamped to the sentence"
+    for view in ("head", "model"):
+        wrapper = A.views_html(att, view, start=100)
+        assert len(wrapper) < 3_000_000, f"{view} view: {len(wrapper) / 1e6:.1f} MB"
+        doc = inner(wrapper)
+        assert "Tokens 100-163 of 512 shown" in doc and '"w99"' in doc and '"w98"' not in doc
+    deeper = synthetic(12, 12, 300)
+    lo, hi = A.view_window(deeper)
+    assert hi - lo < A.VIEW_TOKENS and 12 * 12 * (hi - lo) ** 2 <= A.VIEW_WEIGHTS
+    assert len(A.views_html(deeper, "model")) < 3_000_000
 
 
 # --------------------------------------------------------------------------- ablation
