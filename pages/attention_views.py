@@ -43,8 +43,9 @@ def _window_start(results: dict[str, A.SentenceAttention]) -> int:
     if hi - lo >= n:
         return 0
     step = max(1, (hi - lo) // 2)
-    start = st.number_input("Views start at token", min_value=0, max_value=n - (hi - lo),
-                            value=0, step=step, key="attn_window")
+    start = st.columns([1, 2])[0].number_input(
+        "Views start at token", min_value=0, max_value=n - (hi - lo), value=0, step=step,
+        key="attn_window")
     lo, hi = A.view_window(att, int(start))
     st.caption(f"The views show tokens {lo}-{hi - 1} of the {n} read ({hi - lo} at a time: a "
                f"view draws every token pair of every head, and more would stall the "
