@@ -547,3 +547,29 @@ def test_the_longest_setting_sends_a_bounded_view(tmp_path) -> None:
     assert "tokens 0-63 of the 512 read" in captions(at)
     at.number_input(key="attn_window").set_value(200).run()
     assert "Tokens 200-263 of 512 shown" in inner(at.get("iframe")[0].proto.srcdoc)
+
+
+def test_an_older_student_is_placed_by_its_jobs_teacher_layers(tmp_path, tiny_csv) -> None:
+    """Students distilled before config.json carried kept_layers: the job's notes place
+    them, but only for a student built from teacher layers."""
+    import json
+
+    _, student_dir = six_layer_teacher_and_student(tmp_path)
+    cfg = student_dir / "config.json"
+    data = json.loads(cfg.read_text())
+    del data["kept_layers"], data["original_layers"]
+    cfg.write_text(json.dumps(data))
+    placed = {}
+    for kind in ("teacher-layers", "shape"):
+        job = store.enqueue("distill", {"data": {}}, "default", f"csv:{tiny_csv}")
+        store.claim(1, job_id=job)
+        store.save_results(job, {"model": f"job:{job}", "dataset": f"csv:{tiny_csv}",
+                                 "student_kind": kind, "teacher_layers_used": [0, 2, 5]},
+                           [], [])
+        store.finish(job, output_model=f"job:{job}")
+        store.register_model(f"job:{job}", str(student_dir), "job", job_id=job,
+                             method="distill", info={"dataset": f"csv:{tiny_csv}"})
+        A.clear_cache()
+        loaded = A.load(f"job:{job}")
+        placed[kind] = (loaded.layer_index, loaded.mapped)
+    assert placed == {"teacher-layers": ([0, 2, 5], True), "shape": ([0, 1, 2], False)}

@@ -110,6 +110,12 @@ def _load(ref) -> Loaded:
         try:
             metrics = store.job_as_dict(store.get_job(ref.job_id))["metrics"]
             notes = {k: metrics[k] for k in ("kept_layers", "dropped_layers") if metrics.get(k)}
+            # Students distilled before config.json recorded kept_layers: a teacher-layers
+            # student's layers ARE those teacher layers (a random-init student's
+            # teacher_layers_used only says which layers its loss matched, so not that)
+            if metrics.get("student_kind") == "teacher-layers" and \
+                    metrics.get("teacher_layers_used") and "kept_layers" not in notes:
+                notes["kept_layers"] = metrics["teacher_layers_used"]
         except store.JobNotFound:
             pass
     return prepare(model, tokenizer, ref.id, meta={**info, **notes, **meta}, device=device,
