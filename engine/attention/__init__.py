@@ -18,8 +18,14 @@ One module per part; import the names below from `engine.attention`:
 - stored.py: facts read from stored jobs (`head_importance`, `parent_of`).
 """
 
-from engine.attention.ablation import Ablation, ablate
-from engine.attention.compare import DOMINANT_SHARE, divergence, head_summary
+from engine.attention.ablation import Ablation, ablate, mcnemar_exact, paired_interval
+from engine.attention.compare import (
+    DOMINANT_SHARE,
+    divergence,
+    head_summary,
+    layer_alignment,
+    layer_note,
+)
 from engine.attention.loading import (
     CACHED_MODELS,
     DEFAULT_EVAL_LENGTH,
@@ -29,11 +35,23 @@ from engine.attention.loading import (
     prepare,
 )
 from engine.attention.maps import SentenceAttention, extract, sentence_attention
-from engine.attention.stored import head_importance, parent_of
-from engine.attention.views import views_html
+from engine.attention.stored import head_importance, own_head_importance, parent_of
+from engine.attention.views import VIEW_TOKENS, VIEW_WEIGHTS, view_window, views_html
 
 __all__ = [
-    "CACHED_MODELS", "DEFAULT_EVAL_LENGTH", "DOMINANT_SHARE", "Ablation", "Loaded",
-    "SentenceAttention", "ablate", "clear_cache", "divergence", "extract", "head_importance",
-    "head_summary", "load", "parent_of", "prepare", "sentence_attention", "views_html",
+    "BASE_ENCODER", "CACHED_MODELS", "DEFAULT_EVAL_LENGTH", "DOMINANT_SHARE", "VIEW_TOKENS",
+    "VIEW_WEIGHTS", "Ablation", "Loaded", "SentenceAttention", "ablate", "clear_cache",
+    "divergence", "extract", "head_importance", "head_summary", "layer_alignment",
+    "layer_note", "load", "mcnemar_exact", "own_head_importance", "paired_interval",
+    "parent_of", "prepare", "sample_sentences", "sentence_attention", "view_window",
+    "views_html",
 ]
+
+BASE_ENCODER = "minilm-l6"  # offered before any job has run: real attention, no classifier
+
+
+def sample_sentences(dataset_id: str, n: int = 100) -> list[str]:
+    """The first `n` texts of a dataset's test split (for the page's sentence picker)."""
+    from engine.toolkit.data import load_dataset
+
+    return list(load_dataset(dataset_id).test.texts[:n])

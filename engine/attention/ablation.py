@@ -27,6 +27,48 @@ class Ablation:
     sentence_before: tuple[str, float] | None  # (label, confidence)
     sentence_after: tuple[str, float] | None
     seconds: float  # wall time of the ablated re-score (model already loaded)
+    delta_ci: tuple[float, float] = (0.0, 0.0)  # 95 % paired-bootstrap interval, accuracy 0..1
+    p_value: float = 1.0  # exact McNemar test on the examples that flipped right/wrong
+    gained: int = 0  # examples wrong with every head and right with the heads off
+    lost: int = 0  # examples right with every head and wrong with the heads off
+
+    @property
+    def delta(self) -> float:
+        """Accuracy with the heads off minus with every head (0..1 units)."""
+        return self.accuracy - self.baseline_accuracy
+
+    @property
+    def within_chance(self) -> bool:
+        """True when the interval includes 0: the sample cannot tell the change from noise."""
+        return self.delta_ci[0] <= 0.0 <= self.delta_ci[1]
+
+
+BOOTSTRAP_RESAMPLES = 2000
+
+
+def paired_interval(before_right: np.ndarray, after_right: np.ndarray,
+                    resamples: int = BOOTSTRAP_RESAMPLES, seed: int = 0,
+                    level: float = 0.95) -> tuple[float, float]:
+    """Paired bootstrap interval of the accuracy change (after - before, 0..1 units): the
+    same resampled examples are scored both ways, so only the flips vary."""
+    diff = after_right.astype(np.float64) - before_right.astype(np.float64)
+    if not diff.any():
+        return 0.0, 0.0
+    rng = np.random.default_rng(seed)
+    means = diff[rng.integers(0, len(diff), size=(resamples, len(diff)))].mean(1)
+    lo, hi = np.quantile(means, [(1 - level) / 2, (1 + level) / 2])
+    return float(lo), float(hi)
+
+
+def mcnemar_exact(gained: int, lost: int) -> float:
+    """Two-sided exact McNemar p-value: of the gained + lost examples that changed
+    rightness, how surprising this split is if either direction were equally likely."""
+    from math import comb
+
+    n, k = gained + lost, min(gained, lost)
+    if n == 0:
+        return 1.0
+    return min(1.0, 2 * sum(comb(n, i) for i in range(k + 1)) / 2 ** n)
 
 
 def ablate(model_id: str, heads_off: list[tuple[int, int]], examples: int = 200,
@@ -66,10 +108,16 @@ def ablate(model_id: str, heads_off: list[tuple[int, int]], examples: int = 200,
             after = _one(loaded, sentence, limit) if has_sentence else None
     metrics = classification_metrics(labels, preds, data.num_labels)
     base = classification_metrics(labels, base_preds, data.num_labels)
+    truth = np.asarray(labels)
+    right_before, right_after = base_preds == truth, np.asarray(preds) == truth
+    gained = int(np.sum(~right_before & right_after))
+    lost = int(np.sum(right_before & ~right_after))
     return Ablation(model_id=model_id, dataset=dataset_id, examples=examples,
                     heads_off=len(off), baseline_accuracy=base["accuracy"],
                     accuracy=metrics["accuracy"], flipped=int(np.sum(preds != base_preds)),
-                    sentence_before=before, sentence_after=after, seconds=seconds)
+                    sentence_before=before, sentence_after=after, seconds=seconds,
+                    delta_ci=paired_interval(right_before, right_after),
+                    p_value=mcnemar_exact(gained, lost), gained=gained, lost=lost)
 
 
 def _one(loaded: Loaded, text: str, max_tokens: int) -> tuple[str, float]:

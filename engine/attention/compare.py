@@ -36,6 +36,31 @@ def divergence(a: SentenceAttention, b: SentenceAttention) -> np.ndarray:
     return out
 
 
+def layer_alignment(a: SentenceAttention, b: SentenceAttention) -> str | None:
+    """None when the two models' layers line up by a record or have the same depth; else a
+    sentence saying that the shallower one's layers are compared by position.
+
+    A record is the shallower model's kept_layers (distilled students built from teacher
+    layers, layer-dropped models) or dropped layers, read by engine/attention/loading.py."""
+    if a.present_layers == b.present_layers and a.kept.shape == b.kept.shape:
+        return None
+    small = min((a, b), key=lambda s: s.present_layers)
+    if small.mapped:
+        return None
+    return (f"{small.model_id} has {small.present_layers} layers and the other model "
+            f"{max(a.present_layers, b.present_layers)}, and no mapping is recorded (no "
+            f"kept_layers in its config): its layers are compared by position")
+
+
+def layer_note(att: SentenceAttention) -> str:
+    """Which original layers the model has, e.g. "layers 0, 2, 5 of 6 (recorded)"."""
+    total = att.kept.shape[0]
+    if att.present_layers == total:
+        return f"all {total} layers"
+    where = "recorded" if att.mapped else "by position: no mapping recorded"
+    return (f"layers {', '.join(map(str, att.layer_index))} of {total} ({where})")
+
+
 def _js_rows(p: np.ndarray, q: np.ndarray) -> np.ndarray:
     """Jensen-Shannon divergence in bits of each row of p [T, T] against q [T, T] -> [T]."""
     m = (p + q) / 2

@@ -45,6 +45,11 @@ class Loaded:
     eval_length: int  # tokens per example when scoring (the length it was evaluated at)
     dataset: str | None  # the dataset it was trained or evaluated on, when known
     device: str = "cpu"
+    # True when a record (kept_layers, dropped layers) says which original layer each of its
+    # layers is; False when none does (its layers are numbered by position)
+    mapped: bool = False
+    # False for a base encoder (minilm-l6): its maps are real, its classifier head is random
+    classifier: bool = True
     # (dataset id, examples) -> predictions with every head on: the reference of every
     # what-if, computed once per model (it goes with the model when the cache drops it)
     baselines: dict[tuple[str, int], np.ndarray] = field(default_factory=dict)
@@ -93,7 +98,8 @@ def _load(ref) -> Loaded:
     from storage import jobs as store
 
     device = dev.setup()
-    model = load_classifier(ref, eager_attention=True).to(device)
+    classifier = has_classifier(ref)
+    model = load_classifier(ref, eager_attention=True, require_head=classifier).to(device)
     tokenizer = load_tokenizer(ref)
     meta = read_meta(ref.path) if ref.source not in ("preset", "hub") else {}
     row = store.find_model(ref.id) if ref.source == "job" else None
@@ -104,18 +110,41 @@ def _load(ref) -> Loaded:
         try:
             metrics = store.job_as_dict(store.get_job(ref.job_id))["metrics"]
             notes = {k: metrics[k] for k in ("kept_layers", "dropped_layers") if metrics.get(k)}
+            # Students distilled before config.json recorded kept_layers: a teacher-layers
+            # student's layers ARE those teacher layers (a random-init student's
+            # teacher_layers_used only says which layers its loss matched, so not that)
+            if metrics.get("student_kind") == "teacher-layers" and \
+                    metrics.get("teacher_layers_used") and "kept_layers" not in notes:
+                notes["kept_layers"] = metrics["teacher_layers_used"]
         except store.JobNotFound:
             pass
-    return prepare(model, tokenizer, ref.id, meta={**info, **notes, **meta}, device=device)
+    return prepare(model, tokenizer, ref.id, meta={**info, **notes, **meta}, device=device,
+                   classifier=classifier)
+
+
+def has_classifier(ref) -> bool:
+    """Whether the model at `ref` has a trained classification head (a base encoder such as
+    minilm-l6 has none: its attention is real, a prediction from it would be noise)."""
+    import json
+    from pathlib import Path
+
+    if ref.source == "preset":
+        return True  # random weights throughout; the Models page says so
+    try:
+        config = json.loads((Path(ref.path) / "config.json").read_text())
+    except (OSError, ValueError):
+        return True  # let the loader say what is wrong
+    return any(str(a).endswith("ForSequenceClassification")
+               for a in config.get("architectures") or [])
 
 
 def prepare(model, tokenizer, model_id: str, meta: dict[str, Any] | None = None,
-            device: str = "cpu") -> Loaded:
+            device: str = "cpu", classifier: bool = True) -> Loaded:
     """Map a loaded classifier's layers and heads to the original grid (see the module doc)."""
     meta = meta or {}
     cfg = model.config
     present = len(encoder_layers(model))
-    layer_index = _layer_index(cfg, meta, present)
+    layer_index, mapped = _layer_index(cfg, meta, present)
     total_heads = cfg.num_attention_heads
     pruned = {int(k): {int(h) for h in v} for k, v in (getattr(cfg, "pruned_heads", None)
                                                       or {}).items()}
@@ -132,20 +161,25 @@ def prepare(model, tokenizer, model_id: str, meta: dict[str, Any] | None = None,
                   heads=total_heads, layer_index=layer_index, kept_heads=kept_heads,
                   label_names=labels, max_tokens=int(min(positions, tok_max)),
                   eval_length=int(meta.get("max_length") or DEFAULT_EVAL_LENGTH),
-                  dataset=meta.get("dataset"), device=device)
+                  dataset=meta.get("dataset"), device=device, mapped=mapped,
+                  classifier=classifier)
 
 
-def _layer_index(cfg, meta: dict[str, Any], present: int) -> list[int]:
+def _layer_index(cfg, meta: dict[str, Any], present: int) -> tuple[list[int], bool]:
+    """(original layer of each present layer, whether a record said so). Without a record
+    the layers are numbered by position."""
     kept = getattr(cfg, "kept_layers", None) or meta.get("kept_layers")
     if kept:
-        assert len(kept) == present, f"kept_layers lists {len(kept)} layers, model has {present}"
-        return [int(i) for i in kept]
+        if len(kept) != present:
+            raise LabError(f"kept_layers lists {len(kept)} layers but the model has {present}; "
+                           f"its layer record is wrong, so its layers cannot be placed")
+        return [int(i) for i in kept], True
     removed = (getattr(cfg, "pruned_layers", None) or meta.get("pruned_layers")
                or meta.get("dropped_layers"))
     if removed:
         gone = {int(i) for i in removed}
-        return [i for i in range(present + len(gone)) if i not in gone]
-    return list(range(present))
+        return [i for i in range(present + len(gone)) if i not in gone], True
+    return list(range(present)), False
 
 
 def encoder_layers(model) -> list:

@@ -24,6 +24,14 @@ class SentenceAttention:
     total_tokens: int  # tokens the whole sentence makes, before truncation
     max_tokens: int  # the limit applied
     special: tuple[str, str] = ("[CLS]", "[SEP]")  # the tokenizer's cls and sep tokens
+    layer_index: tuple[int, ...] = ()  # original layer of each layer the model has, in order
+    mapped: bool = False  # a record (kept_layers, dropped layers) gave layer_index
+    classifier: bool = True  # False: a base encoder, whose prediction is a random head's
+
+    @property
+    def present_layers(self) -> int:
+        """How many layers the model has (rows of `kept` it can fill)."""
+        return len(self.layer_index) or int(self.kept.any(1).sum())
 
     @property
     def truncated(self) -> int:
@@ -92,4 +100,6 @@ def extract(loaded: Loaded, text: str, max_tokens: int | None = None,
     return SentenceAttention(model_id=model_id or loaded.model_id, tokens=tokens, maps=maps,
                              kept=loaded.kept, probs=probs, label_names=loaded.label_names,
                              total_tokens=total, max_tokens=limit,
-                             special=(tok.cls_token or "[CLS]", tok.sep_token or "[SEP]"))
+                             special=(tok.cls_token or "[CLS]", tok.sep_token or "[SEP]"),
+                             layer_index=tuple(loaded.layer_index), mapped=loaded.mapped,
+                             classifier=loaded.classifier)

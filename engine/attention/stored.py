@@ -38,3 +38,36 @@ def head_importance(model_ids: list[str]) -> tuple[int, str, np.ndarray] | None:
             return d["id"], d["model"], np.asarray(d["metrics"]["head_importance"],
                                                    dtype=np.float64)
     return None
+
+
+def own_head_importance(model_id: str, layer_index: list[int] | tuple[int, ...],
+                        kept: np.ndarray) -> tuple[int, np.ndarray] | None:
+    """(job id, [layers, heads] importance on the ORIGINAL grid) of the model `model_id`
+    itself: the newest done prune job that scored it (its input model), placed by the
+    model's own layer mapping (`layer_index`, `kept` [layers, heads] from its attention).
+    None when no job scored this model. Scores of a parent are not this model's scores.
+
+    Raises ValueError when the stored grid does not fit the model (rows != its layers)."""
+    from storage import jobs as store
+
+    names = _names(model_id)
+    for d in store.head_score_jobs():
+        if d["model"] not in names:
+            continue
+        rows = d["metrics"]["head_importance"]
+        if len(rows) != len(layer_index):
+            raise ValueError(f"prune job {d['id']} stored scores for {len(rows)} layers, but "
+                             f"{model_id} has {len(layer_index)}")
+        grid = np.full(kept.shape, np.nan)
+        for layer, row in zip(layer_index, rows):
+            heads = np.flatnonzero(kept[layer])
+            values = np.array([np.nan if v is None else v for v in row], dtype=np.float64)
+            if len(values) == kept.shape[1]:
+                grid[layer] = np.where(kept[layer], values, np.nan)
+            elif len(values) == len(heads):
+                grid[layer, heads] = values
+            else:
+                raise ValueError(f"prune job {d['id']} stored {len(values)} scores for "
+                                 f"layer {layer}, which has {len(heads)} heads")
+        return d["id"], grid
+    return None

@@ -1,5 +1,15 @@
 """bertviz's head view and model view of one sentence's attention, as standalone HTML documents
-that render with no network (every script inline); removed heads and layers are marked."""
+that render with no network (every script inline); removed heads and layers are marked.
+
+What a view carries is bounded: bertviz draws every token pair of every head, and a 512-token
+sentence on 6 x 12 heads is 19 M weights (233 MB of HTML, a browser that stalls). A view gets
+a window of at most VIEW_TOKENS tokens, fewer on models with more heads, so that it never holds
+more than VIEW_WEIGHTS weights (about 2 MB of HTML); `view_window` says which.
+
+The bertviz document runs in a nested iframe sandboxed with allow-scripts only (an opaque
+origin: no access to the app, its cookies or its storage). st.iframe has no sandbox option
+and gives its own frame allow-same-origin; that outer frame holds only a fixed wrapper.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +24,20 @@ import numpy as np
 
 from engine.attention.maps import SentenceAttention
 from engine.toolkit.config import LabError
+
+VIEW_TOKENS = 64  # the most tokens a view shows (a window of the sentence)
+VIEW_WEIGHTS = 6 * 12 * 64 * 64  # the most attention weights one view carries (~2 MB of JSON)
+
+
+def view_window(att: SentenceAttention, start: int = 0) -> tuple[int, int]:
+    """[start, end) of the tokens a view of `att` shows: at most VIEW_TOKENS, and at most
+    sqrt(VIEW_WEIGHTS / heads drawn) so that a model with more layers or heads gets fewer;
+    `start` is clamped so the window lies inside the sentence."""
+    n = len(att.tokens)
+    drawn = max(1, int(att.kept.any(1).sum()) * att.kept.shape[1])
+    size = min(n, VIEW_TOKENS, max(8, int(np.sqrt(VIEW_WEIGHTS / drawn))))
+    start = max(0, min(int(start), n - size))
+    return start, start + size
 
 
 @functools.lru_cache(maxsize=1)
@@ -46,33 +70,43 @@ def _script_safe(js: str) -> str:
     return js.replace("</", "<\\/").replace("<!--", "<\\!--")
 
 
-def views_html(att: SentenceAttention, view: str = "head") -> str:
-    """A standalone HTML document with bertviz's head view or model view of `att`, rendering
-    with no network at all (every script inline). Removed heads and layers are marked."""
+def views_html(att: SentenceAttention, view: str = "head", start: int = 0,
+               title: str = "bertviz view") -> str:
+    """An HTML document for st.iframe: bertviz's head view or model view of the tokens
+    `view_window(att, start)`, rendering with no network at all (every script inline), in a
+    nested frame sandboxed with allow-scripts only. Removed heads and layers are marked."""
+    return sandboxed(view_document(att, view, start), title)
+
+
+def view_document(att: SentenceAttention, view: str = "head", start: int = 0) -> str:
+    """The standalone bertviz document itself (see `views_html`)."""
     import torch
     from bertviz import head_view, model_view
 
     if view not in ("head", "model"):
         raise ValueError(f"view must be head or model, got {view!r}")
     removed = att.removed()
+    lo, hi = view_window(att, start)
     # bertviz wants [1, heads, T, T] per layer; a removed head draws no lines (all zeros).
     # Rounded float64 keeps the embedded JSON short (0.123, not 0.12300000339746475).
-    grid = np.nan_to_num(att.maps, nan=0.0).astype(np.float64).round(3)
+    grid = np.nan_to_num(att.maps[:, :, lo:hi, lo:hi], nan=0.0).astype(np.float64).round(3)
     attention = [torch.from_numpy(layer)[None] for layer in grid]
+    tokens = att.tokens[lo:hi]
     whole = [layer for layer, heads in removed.items() if len(heads) == att.kept.shape[1]]
     if view == "head":
         present = [i for i in range(len(attention)) if i not in whole]
-        doc = head_view(attention, att.tokens, include_layers=present or None,
+        doc = head_view(attention, tokens, include_layers=present or None,
                         html_action="return").data
     else:
-        doc = model_view(attention, att.tokens, display_mode="light",
+        doc = model_view(attention, tokens, display_mode="light",
                          html_action="return").data
+    doc = _drop_params_comment(doc)
     doc = re.sub(r"<script src=\"https://[^\"]*\"></script>", "", doc)
     doc = re.sub(r"require\.config\(\{.*?\}\);", "", doc, count=1, flags=re.S)
     doc = re.sub(r"(<script type=\"text/javascript\">)(.*?)(</script>)",
                  lambda m: m.group(1) + _script_safe(m.group(2)) + m.group(3), doc, flags=re.S)
     assert "cdnjs" not in doc and "<script src" not in doc, "a view still loads a remote script"
-    note = _removed_note(removed, whole, view)
+    note = _removed_note(removed, whole, view) + _window_note(len(att.tokens), lo, hi)
     marks = ""
     if view == "model":
         cells = [[layer, head] for layer, heads in removed.items() for head in heads]
@@ -81,7 +115,75 @@ def views_html(att: SentenceAttention, view: str = "head") -> str:
             "<style>body{margin:0;font-family:'Helvetica Neue',Helvetica,Arial,sans-serif;"
             "font-size:13px} .removed-note{color:#6b5200;background:#fff3bf;padding:4px 8px;"
             "margin-bottom:6px;border-radius:4px}</style>\n"
-            f"{_offline_scripts()}</head><body>{note}{doc}{marks}</body></html>")
+            f"{_offline_scripts()}</head><body>{note}{doc}{marks}"
+            f"<script>{_REPORT_SIZE}</script></body></html>")
+
+
+def sandboxed(doc: str, title: str) -> str:
+    """A wrapper document holding `doc` in an iframe sandboxed with allow-scripts only; the
+    inner document reports its height and the wrapper sizes the frame to it (st.iframe then
+    sizes itself to the wrapper). `doc` travels escaped in the srcdoc attribute, so no text
+    of it is markup of the wrapper."""
+    return ("<!doctype html><html><head><meta charset=\"utf-8\"><style>html,body{margin:0}"
+            "iframe{border:0;width:100%;display:block;height:120px}</style></head><body>"
+            f"<iframe id=\"view\" sandbox=\"allow-scripts\" title=\"{html.escape(title)}\" "
+            f"srcdoc=\"{html.escape(doc, quote=True)}\"></iframe>"
+            f"<script>{_SIZE_FRAME}</script></body></html>")
+
+
+def _drop_params_comment(doc: str) -> str:
+    """bertviz's JS line `const params = PYTHON_PARAMS; // HACK: PYTHON_PARAMS is a template
+    marker...` embeds every weight twice, once in a comment: keep `const params = X;` only.
+    X is one line of JSON (no raw newlines) and both copies are equal, so the split point
+    follows from the line's length, whatever the tokens' text."""
+    head, tail = "const params = ", " is a template marker that is replaced by actual params."
+    start = doc.find(head)
+    end = doc.find("\n", start)
+    if start < 0 or end < 0 or not doc[start:end].endswith(tail):
+        return doc
+    size = (end - start - len(head) - len("; // HACK: ") - len(tail)) // 2
+    x = doc[start + len(head):start + len(head) + size]
+    if doc[start:end] != f"{head}{x}; // HACK: {x}{tail}":
+        return doc
+    return doc[:start] + f"{head}{x};" + doc[end:]
+
+
+def _window_note(n: int, lo: int, hi: int) -> str:
+    if hi - lo >= n:
+        return ""
+    return (f"<div class=\"removed-note\">Tokens {lo}-{hi - 1} of {n} shown (a view draws "
+            f"every token pair; more would stall the browser). Attention to tokens outside "
+            f"the window is left out, so rows sum to less than 1.</div>")
+
+
+# In the sandboxed view: tell the wrapper how tall the drawing is (numbers only).
+_REPORT_SIZE = """
+(function () {
+  var last = 0;
+  function send() {
+    var h = Math.ceil(document.documentElement.scrollHeight);
+    if (h !== last) { last = h; parent.postMessage({type: 'lab:view-height', height: h}, '*'); }
+  }
+  window.addEventListener('load', send);
+  window.addEventListener('resize', send);
+  new MutationObserver(send).observe(document.body, {childList: true, subtree: true});
+  send();
+})();
+"""
+
+# In the wrapper: size the sandboxed frame to the height its document reports.
+_SIZE_FRAME = """
+(function () {
+  var frame = document.getElementById('view');
+  window.addEventListener('message', function (e) {
+    var d = e.data;
+    if (e.source !== frame.contentWindow || !d || d.type !== 'lab:view-height') { return; }
+    if (typeof d.height === 'number' && isFinite(d.height) && d.height > 0 && d.height < 20000) {
+      frame.style.height = d.height + 'px';
+    }
+  });
+})();
+"""
 
 
 def _removed_note(removed: dict[int, list[int]], whole: list[int], view: str) -> str:

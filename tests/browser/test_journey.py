@@ -93,7 +93,8 @@ def test_journey(tiny_model_dir, tiny_csv, lab_home, tmp_path) -> None:
         page.screenshot(path=str(shots / "5-results.png"), full_page=True)
 
         page.get_by_role("link", name="Attention").click()
-        view = page.frame_locator("iframe[title^='bertviz head view']").first
+        view = page.frame_locator("iframe[title^='bertviz head view']").first \
+            .frame_locator("iframe#view")  # the bertviz document's sandboxed frame
         view.locator("svg line").first.wait_for(state="attached", timeout=90_000)
         page.wait_for_timeout(500)
         page.screenshot(path=str(shots / "6-attention.png"), full_page=True)
