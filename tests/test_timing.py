@@ -228,7 +228,11 @@ def test_retime_needs_a_model_to_time_against(tiny_model_dir, tiny_csv) -> None:
     from engine.toolkit.config import LabError
 
     with pytest.raises(LabError, match="against"):
-        submit("retime", model=str(tiny_model_dir), dataset=f"csv:{tiny_csv}")
+        submit("retime", model=str(tiny_model_dir), dataset=f"csv:{tiny_csv}",
+               sets=["against="])
+    with pytest.raises(LabError, match="against"):  # the default, the teacher, is not built
+        submit("retime", model=str(tiny_model_dir), dataset=f"csv:{tiny_csv}",
+               sets=["against=job:99"])
 
 
 def test_seqlen_sweep_rows_and_attention_split(tiny_model_dir, tiny_csv) -> None:

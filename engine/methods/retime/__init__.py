@@ -25,8 +25,9 @@ class RetimeConfig(MethodConfig):
     produces_model = False
     measures_accuracy = False  # the runner skips the accuracy pass (engine/runner/evaluating)
 
-    against: str = param("", "The model to time against (role parent): a model id such as "
-                         "job:ROOT, default, or a local model directory.")
+    against: str = param("default", "The model to time against (role parent): a model id such "
+                         "as job:ROOT, default (the teacher, the usual root of a chain), or a "
+                         "local model directory.")
     max_length: int = param(64, "Sequence length of the timed inputs (tokens).", min=8,
                             max=512)
     batch_sizes: list[int] = param([1, 32], "Batch sizes at which latency is measured.",
@@ -45,6 +46,7 @@ class RetimeConfig(MethodConfig):
         if not self.against.strip():
             raise ConfigError("retime: say which model to time against, e.g. "
                               "--set against=job:1 (the root of the chain)")
+        # whether it exists and is long enough is checked at submit (check_input)
 
     def pair_with(self) -> str | None:
         """The model the runner times as the parent (engine/runner/evaluating.pair_with)."""
