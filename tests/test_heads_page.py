@@ -10,11 +10,11 @@ from tests.test_pages import app
 SCORES = [[0.9, 0.1, 0.5, 0.3], [0.2, 0.7, 0.05, None]]
 
 
-def seed_scores(dataset: str) -> int:
+def seed_scores(dataset: str, model: str = "minilm-l6") -> int:
     cfg = {"type": "PruneConfig", "version": 1, "data": {"kind": "heads", "score_only": True}}
-    job = store.enqueue("prune", cfg, "minilm-l6", dataset)
+    job = store.enqueue("prune", cfg, model, dataset)
     store.claim(1, job_id=job)
-    store.save_results(job, {"model": "minilm-l6", "dataset": dataset, "accuracy": 0.8,
+    store.save_results(job, {"model": model, "dataset": dataset, "accuracy": 0.8,
                              "head_importance": SCORES, "head_importance_method": "gradient"},
                        [], [])
     store.finish(job)
@@ -26,8 +26,9 @@ def test_heads_page_says_how_to_get_scores() -> None:
     assert any("No head scores yet" in i.value for i in at.info)
 
 
-def test_heads_page_picks_the_lowest_and_launches(tiny_csv) -> None:
-    scored = seed_scores(f"csv:{tiny_csv}")
+def test_heads_page_picks_the_lowest_and_launches(tiny_csv, tiny_model_dir) -> None:
+    # a classifier: pruning a base encoder is refused at submit (it has no head to keep)
+    scored = seed_scores(f"csv:{tiny_csv}", str(tiny_model_dir))
     at = app("pages/heads.py")
     assert at.get("plotly_chart"), "the importance map is drawn"
     pick = at.multiselect(key=f"heads_pick_{scored}")
@@ -39,7 +40,7 @@ def test_heads_page_picks_the_lowest_and_launches(tiny_csv) -> None:
     assert any("Queued prune job" in s.value for s in at.success), [e.value for e in at.error]
     job = store.list_jobs(limit=1)[0]
     data = job.config["data"]
-    assert (job.method, job.model, data["kind"]) == ("prune", "minilm-l6", "heads")
+    assert (job.method, job.model, data["kind"]) == ("prune", str(tiny_model_dir), "heads")
     assert parse_heads(data["heads"]) == {0: [0, 1], 1: [2]}
     assert data["recovery_steps"] == 300
 

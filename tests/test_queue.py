@@ -157,23 +157,23 @@ def test_owner_names_are_checked() -> None:
             check_owner(bad)
 
 
-def test_submit_stores_the_owner_and_caps_the_queue(tiny_csv, monkeypatch) -> None:
+def test_submit_stores_the_owner_and_caps_the_queue(tiny_csv, monkeypatch, tiny_model_dir) -> None:
     monkeypatch.setenv("LAB_MAX_QUEUED_PER_OWNER", "2")
-    ids = [submit("evaluate", model="minilm-l6", dataset=f"csv:{tiny_csv}", owner="ada",
+    ids = [submit("evaluate", model=str(tiny_model_dir), dataset=f"csv:{tiny_csv}", owner="ada",
                   fresh=True) for _ in range(2)]
     assert [store.get_job(i).owner for i in ids] == ["ada", "ada"]
     with pytest.raises(LabError, match="LAB_MAX_QUEUED_PER_OWNER=2"):
-        submit("evaluate", model="minilm-l6", dataset=f"csv:{tiny_csv}", owner="ada")
-    assert submit("evaluate", model="minilm-l6", dataset=f"csv:{tiny_csv}", owner="bob")
+        submit("evaluate", model=str(tiny_model_dir), dataset=f"csv:{tiny_csv}", owner="ada")
+    assert submit("evaluate", model=str(tiny_model_dir), dataset=f"csv:{tiny_csv}", owner="bob")
     with pytest.raises(LabError, match="plain text"):
-        submit("evaluate", model="minilm-l6", dataset=f"csv:{tiny_csv}", owner="<i>x</i>")
+        submit("evaluate", model=str(tiny_model_dir), dataset=f"csv:{tiny_csv}", owner="<i>x</i>")
     assert len(store.list_jobs()) == 3 and len(store.list_jobs(owner="ada")) == 2
 
 
-def test_attendees_touch_only_their_own_jobs(tiny_csv, monkeypatch) -> None:
+def test_attendees_touch_only_their_own_jobs(tiny_csv, monkeypatch, tiny_model_dir) -> None:
     monkeypatch.setenv("LAB_INSTRUCTOR_TOKEN", "s3cret")
-    ada = submit("evaluate", model="minilm-l6", dataset=f"csv:{tiny_csv}", owner="ada")
-    bob = submit("evaluate", model="minilm-l6", dataset=f"csv:{tiny_csv}", owner="bob",
+    ada = submit("evaluate", model=str(tiny_model_dir), dataset=f"csv:{tiny_csv}", owner="ada")
+    bob = submit("evaluate", model=str(tiny_model_dir), dataset=f"csv:{tiny_csv}", owner="bob",
                  fresh=True)
     job = store.get_job(ada)
     assert can_touch(job, "ada") and not can_touch(job, "bob")

@@ -148,17 +148,18 @@ def test_delete_removes_rows_and_artifacts(tiny_model_dir, tiny_csv, lab_home) -
     assert list((lab_home / "artifacts").iterdir()) == []
 
 
-def test_running_job_cannot_be_deleted(tiny_csv) -> None:
-    job_id = submit("evaluate", model="minilm-l6", dataset=f"csv:{tiny_csv}")
+def test_running_job_cannot_be_deleted(tiny_csv, tiny_model_dir) -> None:
+    job_id = submit("evaluate", model=str(tiny_model_dir), dataset=f"csv:{tiny_csv}")
     store.claim(None, job_id=job_id)
     with pytest.raises(LabError, match="cancel it"):
         delete_run(job_id)
 
 
-def test_delete_never_touches_files_outside_artifacts(tmp_path: Path, tiny_csv) -> None:
+def test_delete_never_touches_files_outside_artifacts(tmp_path: Path, tiny_csv,
+                                                      tiny_model_dir) -> None:
     outside = tmp_path / "precious"
     outside.mkdir()
-    job_id = submit("evaluate", model="minilm-l6", dataset=f"csv:{tiny_csv}")
+    job_id = submit("evaluate", model=str(tiny_model_dir), dataset=f"csv:{tiny_csv}")
     store.claim(None, job_id=job_id)
     store.finish(job_id, output_model=f"job:{job_id}")
     store.register_model(f"job:{job_id}", str(outside), "job", job_id=job_id)

@@ -273,7 +273,11 @@ def checkpoint_card(model_id: str) -> dict[str, Any]:
     if ref.source == "hub":
         return {**card, "note": "a hub model: its facts are known once a job has loaded it "
                                 "(needs network)"}
-    cfg = json.loads((Path(ref.path) / "config.json").read_text())
+    config_file = Path(ref.path) / "config.json"
+    if not config_file.is_file():
+        raise LabError(f"{model_id}: its model folder ({Path(ref.path).name}) is missing on this "
+                       f"machine; re-run the job that made it, or import its pack with models")
+    cfg = json.loads(config_file.read_text())
     layers = cfg.get("num_hidden_layers") or cfg.get("n_layers")
     per_layer = cfg.get("num_attention_heads") or cfg.get("n_heads")
     pruned = cfg.get("pruned_heads") or {}
