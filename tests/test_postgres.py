@@ -90,7 +90,7 @@ def test_json_columns_and_timestamps_roundtrip() -> None:
     store.add_curve_points(jid, {"loss": (1, 0.5)})
     store.save_results(jid, {"model": "default", "dataset": "rotten-tomatoes",
                              "accuracy": 0.5, "speedup_vs_parent": {"1": math.nan}}, [], [])
-    job = store.get_job(jid)
+    job = store.load_job(jid)  # as stored: get_job would reap this old claim first
     assert job.config == config and job.curves == {"loss": [[1.0, 0.5]]}
     assert job.started_at == t0 and job.started_at.tzinfo is not None
     assert job.started_at.utcoffset() == timedelta(0)

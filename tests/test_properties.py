@@ -17,7 +17,15 @@ from engine.toolkit.config import LabError
 
 # Values that make the defaults fit the tiny model (2 layers x 4 heads, 2 labels), so that a
 # refusal is about the generated value, not about the base config.
-BASE: dict[str, dict[str, Any]] = {"distill": {"student_layers": 2}}
+MODEL = "<the tiny model>"  # replaced by its folder in each test
+BASE: dict[str, dict[str, Any]] = {"distill": {"student_layers": 2},
+                                   # timed against the tiny model, at lengths it accepts
+                                   "retime": {"against": MODEL},
+                                   "seqlen": {"lengths": [16, 32]}}
+
+
+def base_for(method: str, model: str, skip: str | None = None) -> dict[str, Any]:
+    return {k: model if v == MODEL else v for k, v in BASE.get(method, {}).items() if k != skip}
 FIELDS = [(name, f) for name, spec in methods().items() for f in spec.config.fields_info()]
 
 SETTINGS = settings(max_examples=12, deadline=None, database=None, derandomize=True,
@@ -95,7 +103,7 @@ def test_every_field_is_refused_clearly_or_accepted(method, info, tiny_model_dir
     @SETTINGS
     @given(value=value_for(info), cli=st.booleans())
     def run(value: Any, cli: bool) -> None:
-        base = {k: v for k, v in BASE.get(method, {}).items() if k != name}
+        base = base_for(method, model, skip=name)
         if cli:
             sets = [f"{k}={as_cli(v)}" for k, v in base.items()] + [f"{name}={as_cli(value)}"]
             attempt(method, model, dataset, sets=sets)
@@ -116,7 +124,7 @@ def test_fields_together(method, tiny_model_dir, tiny_csv):
     def run(data) -> None:
         names = data.draw(st.lists(st.sampled_from(sorted(infos)), min_size=2, max_size=4,
                                    unique=True))
-        values = {**BASE.get(method, {})}
+        values = base_for(method, model)
         values.update({n: data.draw(near(infos[n])) for n in names})
         attempt(method, model, dataset, values=values)
 

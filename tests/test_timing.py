@@ -194,7 +194,7 @@ def test_evaluate_times_eager_and_compiled_and_flags_a_departing_timing(
     store.save_results(first["id"], {"model": first["model"], "dataset": first["dataset"]},
                        rows, [])
     again = run(submit("evaluate", model=str(tiny_model_dir), dataset=f"csv:{tiny_csv}",
-                       sets=sets))
+                       sets=sets, fresh=True))  # identical work: run it again, not reused
     assert again["status"] == "done", again["error"]
     flag = again["metrics"]["timing_unreliable"]
     assert flag.startswith("unreliable: re-time — ") and "earlier timing" in flag

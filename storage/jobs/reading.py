@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 
 from storage import settings
-from storage.db import session_scope
+from storage.db import DatabaseUnavailable, session_scope
 from storage.jobs.errors import JobNotFound
 from storage.models import DONE, QUEUED, RUNNING, Job, utcnow
 
@@ -22,7 +22,8 @@ log = logging.getLogger("storage.jobs")
 def refresh(now: datetime | None = None) -> list[int]:
     """Reap stale running jobs (LAB_HEARTBEAT_TIMEOUT_S, LAB_MAX_ATTEMPTS) and answer jobs
     waiting on identical finished work; return the reaped ids. Never raises: a reader shows
-    the rows even when this write fails (e.g. a read-only database)."""
+    the rows even when this write fails (e.g. a read-only database); a database that cannot
+    be reached at all is the reader's own clear error, raised as it is."""
     from storage.jobs.queue import reap_stale
     from storage.jobs.reuse import answer_waiters
 
@@ -31,6 +32,8 @@ def refresh(now: datetime | None = None) -> list[int]:
         reaped = reap_stale(now, settings.heartbeat_timeout_s(), settings.max_attempts())
         answer_waiters(now)
         return reaped
+    except DatabaseUnavailable:
+        raise  # the read that follows would fail the same way: one clear message, no trace
     except Exception:
         log.warning("could not reap stale jobs", exc_info=True)
         return []
