@@ -48,6 +48,14 @@ def test_onnx_graph_gives_the_pytorch_logits(tiny_model_dir, tmp_path, surgery) 
     assert abs(count - sum(p.numel() for p in model.parameters())) / count < 0.01
 
 
+@pytest.fixture
+def no_compile(monkeypatch) -> None:
+    """Compiling is stubbed out: these tests check the export, not torch.compile."""
+    import engine.toolkit.timing as T
+
+    monkeypatch.setattr(T, "compile_for_timing", lambda model, device="cpu": model)
+
+
 def run(job_id: int) -> dict:
     assert store.claim(None, job_id=job_id) is not None
     run_claimed(job_id)
@@ -55,10 +63,7 @@ def run(job_id: int) -> dict:
 
 
 def test_ort_int8_export_is_evaluated_timed_and_runs_from_its_folder(tiny_model_dir, tiny_csv,
-                                                                     monkeypatch) -> None:
-    import engine.toolkit.timing as T
-
-    monkeypatch.setattr(T, "compile_for_timing", lambda model, device="cpu": model)
+                                                                     no_compile) -> None:
     job = run(submit("export", model=str(tiny_model_dir), dataset=f"csv:{tiny_csv}",
                      sets=["max_length=32", "quantize=int8-dynamic"]))
     assert job["status"] == "done", job["error"]
@@ -78,10 +83,7 @@ def test_ort_int8_export_is_evaluated_timed_and_runs_from_its_folder(tiny_model_
 
 
 def test_static_int8_calibrates_on_training_examples(tiny_model_dir, tiny_csv,
-                                                     monkeypatch) -> None:
-    import engine.toolkit.timing as T
-
-    monkeypatch.setattr(T, "compile_for_timing", lambda model, device="cpu": model)
+                                                     no_compile) -> None:
     job = run(submit("export", model=str(tiny_model_dir), dataset=f"csv:{tiny_csv}",
                      sets=["max_length=32", "quantize=int8-static",
                            "calibration_examples=16"]))
@@ -90,10 +92,7 @@ def test_static_int8_calibrates_on_training_examples(tiny_model_dir, tiny_csv,
 
 
 def test_a_torchao_int8_model_is_exported_from_its_float_source(tiny_model_dir, tiny_csv,
-                                                                monkeypatch) -> None:
-    import engine.toolkit.timing as T
-
-    monkeypatch.setattr(T, "compile_for_timing", lambda model, device="cpu": model)
+                                                                no_compile) -> None:
     q = run(submit("quantize", model=str(tiny_model_dir), dataset=f"csv:{tiny_csv}",
                    sets=["max_length=32", "runtime=eager"]))
     assert q["status"] == "done", q["error"]

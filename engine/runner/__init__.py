@@ -206,7 +206,6 @@ def _run(job: Job, attempt: int, device: str, partial: Path) -> str:
     if produced is not None:
         metrics.update(produced.notes)
     metrics.update(ctx.notes)
-    slow_note = metrics.pop("if_not_faster", None)  # shown only if not faster (below)
 
     # ---- timing (engine/toolkit/timing.py): every runtime, self and parent interleaved
     runtime = produced.runtime if produced else "eager"
@@ -235,7 +234,7 @@ def _run(job: Job, attempt: int, device: str, partial: Path) -> str:
     if pair_id:
         metrics["paired_with"] = pair_id
     elif parent_model is not None:
-        compare_with_parent(metrics, ctx, parent_model, ecfg, size_mb, slow_note, busy)
+        compare_with_parent(metrics, ctx, parent_model, ecfg, size_mb, busy)
 
     model_row = None
     publish = None

@@ -14,7 +14,7 @@ from storage import jobs as store
 
 
 def compare_with_parent(metrics: dict[str, Any], ctx: JobContext, parent_model, ecfg,
-                         size_mb: float | None, slow_note: str | None,
+                         size_mb: float | None,
                          busy: str | None) -> None:
     """Add the parent's accuracy, the accuracy delta/retained, the size ratio, and why the
     model is not faster when a paired speedup is below SLOW_SPEEDUP (`metrics` already holds
@@ -23,8 +23,7 @@ def compare_with_parent(metrics: dict[str, Any], ctx: JobContext, parent_model, 
     from engine.toolkit.timing import ratios
 
     slow = {bs: x for bs, x in metrics["speedup_vs_parent"].items() if x < SLOW_SPEEDUP}
-    if slow:
-        slow_note = _explain_slow(ctx, metrics) or slow_note
+    slow_note = _explain_slow(ctx, metrics) if slow else None  # the method's own hook
     if slow and (slow_note or busy):
         metrics["why_not_faster"] = " ".join(
             filter(None, [f"Not faster here ({ratios(slow)}).", busy, slow_note]))

@@ -28,7 +28,7 @@ class Produced:
 
     model: Any  # torch.nn.Module
     tokenizer: Any
-    meta: dict[str, Any] = field(default_factory=dict)  # saved in lab_meta.json ("loader": name)
+    meta: dict[str, Any] = field(default_factory=dict)  # saved in lab_meta.json ("changes": ...)
     notes: dict[str, Any] = field(default_factory=dict)  # extra metrics (sparsity, scores...)
     save: Any = None  # save(out_dir) when the default save_pretrained does not fit
     device: str | None = None  # where the model runs (e.g. "cpu" for CPU-only int8 kernels)
