@@ -270,3 +270,21 @@ def test_imported_runs_are_never_paired_with_local_ones(tmp_path, monkeypatch, l
     assert "Where the pack was measured, int8 of the Linear layers and embeddings made the " \
            "teacher 2.2x faster at batch 1" in body and "3.1x" not in body
     assert "a 3-layer student kept" in body and "1.70x faster at batch 1" in body
+
+
+def test_run_it_without_a_name_asks_for_one_and_queues_nothing() -> None:
+    teacher()
+    at = AppTest.from_file(str(ROOT / "pages" / "learn.py"), default_timeout=60)
+    at.run()
+    at.button(key="learn_run_quantize").click().run()
+    assert any("Enter your name" in e.value for e in at.error)
+    assert [j.method for j in store.list_jobs()] == ["finetune"]
+
+
+def test_the_dashboard_navigates_to_learn() -> None:
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+    at.session_state["attendee"] = NAME
+    at.run()
+    at.switch_page("pages/learn.py")
+    at.run()
+    assert not at.exception and at.title[0].value == "Learn"

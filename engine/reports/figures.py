@@ -230,7 +230,9 @@ def lesson_speedups_figure(rows: pd.DataFrame) -> go.Figure:
     runtime, one bar colour per series (engine/reports/lessons.speedup_rows); a dotted line
     at 1x (as fast as the parent)."""
     fig = go.Figure()
-    order = sorted({(int(b), rt) for b, rt in zip(rows["batch_size"], rows["runtime"])})
+    rank = {rt: i for i, rt in enumerate(SYMBOLS)}  # eager, compiled, onnxruntime
+    order = sorted({(int(b), rt) for b, rt in zip(rows["batch_size"], rows["runtime"])},
+                   key=lambda k: (k[0], rank.get(k[1], len(rank)), k[1]))
     names = [f"batch {b}, {rt}" for b, rt in order]
     for series, group in rows.groupby("series", sort=False):
         by = {(int(b), rt): x for b, rt, x in zip(group["batch_size"], group["runtime"],
@@ -279,7 +281,7 @@ def lesson_budget_figure(rows: pd.DataFrame, on: Sequence[bool], budget_ms: floa
     def points(df: pd.DataFrame, name: str, marker: dict[str, Any], mode: str = "markers"):
         fig.add_trace(go.Scatter(
             x=df["latency_ms"], y=df["accuracy"], mode=mode, name=name, marker=marker,
-            text=df["label"], textposition="top center",
+            text=df["label"], textposition="bottom center",
             customdata=df[["job", "runtime", "speedup"]].astype(object).to_numpy(),
             hovertemplate="<b>%{text}</b><br>%{x:.1f} ms (%{customdata[1]}), "
                           "%{customdata[2]:.2f}x the teacher<br>%{y:.1%}<extra></extra>"))
@@ -291,15 +293,16 @@ def lesson_budget_figure(rows: pd.DataFrame, on: Sequence[bool], budget_ms: floa
         fig.add_trace(go.Scatter(x=front["latency_ms"], y=front["accuracy"], mode="lines",
                                  name="frontier", line={"shape": "hv", "color": "#444",
                                                         "width": 1}, hoverinfo="skip"))
-        points(front, "on the frontier", {"color": "#4c78a8", "size": 11}, "markers+text")
-    if chosen is not None:
+        points(front, "on the frontier", {"color": "#4c78a8", "size": 11})
+    if chosen is not None:  # only the pick is labelled: the frontier's labels would overlap
         points(chosen.to_frame().T, "your pick", {"symbol": "star", "size": 18,
-                                                  "color": "#e45756"})
-    fig.add_vline(x=budget_ms, line={"dash": "dash", "color": "#e45756"},
-                  annotation_text=f"budget {budget_ms:.1f} ms", annotation_position="top")
+                                                  "color": "#e45756"}, "markers+text")
+    fig.add_vline(x=budget_ms, line={"dash": "dash", "color": "#e45756"})
     at = f" at batch {batch_size}" if batch_size else ""
+    top = max(float(rows["latency_ms"].max()), budget_ms) * 1.1
     fig.update_layout(height=420, margin=MARGIN, legend=LEGEND,
-                      xaxis={"title": f"latency (ms){at}, from paired ratios", "type": "log",
+                      xaxis={"title": f"latency (ms){at}, from paired ratios; dashed: your "
+                                      f"budget, {budget_ms:.1f} ms", "range": [0, top],
                              "automargin": True},
                       yaxis={"title": "test accuracy",
                              **readable_axis(list(rows["accuracy"]), 0.02, percent=True)})

@@ -77,6 +77,8 @@ def show(lesson: L.Lesson, runs: list[dict[str, Any]], origin: str | None) -> No
             + ". See the Jobs page.")
     if lesson.key == "frontier":
         sizes = L.frontier_batches(group)
+        if st.session_state.get("learn_batch") not in sizes:  # another source's batch sizes
+            st.session_state.pop("learn_batch", None)
         batch = st.selectbox("Batch size", sizes, key="learn_batch") if sizes else None
         rows = L.frontier_rows(group, batch) if batch is not None else None
         if rows is None or not len(rows):
