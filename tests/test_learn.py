@@ -60,9 +60,10 @@ def int8_extra(eager: float, compiled: float, alone: float) -> dict[str, Any]:
 
 
 def sweep_run() -> int:
-    """A done seqlen sweep of the base encoder: time per token lowest at 64 tokens, attention
-    overtaking the feed-forward block at 256."""
-    step = L.BY_KEY["seqlen"].steps[0]
+    """A BBC News fine-tune of the base encoder and a done seqlen sweep of it: time per token
+    lowest at 64 tokens, attention overtaking the feed-forward block at 256."""
+    bbc = add_run("finetune", {}, L.BASE, "bbc-news", None, accuracy=0.95, size_mb=90.9)
+    step = L.BY_KEY["seqlen"].steps[1]
     timings = {16: (4.0, 1.0, 2.0), 32: (5.0, 1.5, 2.5), 64: (6.4, 2.0, 3.2),
                128: (14.0, 6.0, 6.0), 256: (40.0, 22.0, 14.0), 512: (130.0, 90.0, 30.0)}
     sweep = [{"role": "self", "seq_len": n, "batch_size": 1, "runtime": "eager", "p50_ms": p,
@@ -71,8 +72,9 @@ def sweep_run() -> int:
               "attention_ms": a, "ffn_ms": f, "attention_share": a / p}
              for n, (p, a, f) in timings.items()]
     job = store.enqueue("seqlen", {"type": "SeqlenConfig", "version": 1,
-                                   "data": dict(step.values)}, step.model, step.dataset)
-    store.save_results(job, {"model": step.model, "dataset": step.dataset, "device": "cpu",
+                                   "data": dict(step.values)}, f"job:{bbc}", step.dataset,
+                        parent_id=bbc)
+    store.save_results(job, {"model": f"job:{bbc}", "dataset": step.dataset, "device": "cpu",
                              "seqlen_sweep": sweep, "attention_split": split}, [], [])
     store.finish(job, None)
     return job
@@ -209,7 +211,9 @@ def test_run_it_queues_exactly_the_missing_jobs_and_only_once() -> None:
         "lesson 4 chains int8 on lesson 3's 3-layer student, not on a new one"
     assert store.get_job(student.id).parent_id == t
     sweep = store.list_jobs(method="seqlen")[0]
-    assert (sweep.model, sweep.dataset) == ("minilm-l6", "bbc-news")
+    bbc = store.list_jobs(method="finetune", limit=1)[0]
+    assert (bbc.model, bbc.dataset) == ("minilm-l6", "bbc-news")
+    assert (sweep.model, sweep.dataset, sweep.parent_id) == (f"job:{bbc.id}", "bbc-news", bbc.id)
     assert sweep.config["data"]["lengths"] == L.LENGTHS
 
 
@@ -288,3 +292,21 @@ def test_the_dashboard_navigates_to_learn() -> None:
     at.switch_page("pages/learn.py")
     at.run()
     assert not at.exception and at.title[0].value == "Learn"
+
+
+def test_lesson_5_reads_what_a_real_seqlen_job_stores(tiny_model_dir, tiny_csv) -> None:
+    """The sweep's rows as the runner writes them (a tiny BERT, two lengths, few runs)."""
+    from engine.submit import submit
+    from engine.worker import run_claimed
+
+    job = submit("seqlen", model=str(tiny_model_dir), dataset=f"csv:{tiny_csv}",
+                 sets=["lengths=16,32", "batch_sizes=[1]", "warmup=1", "latency_runs=3",
+                       "latency_max_runs=0"])
+    assert store.claim(None, job_id=job) is not None
+    run_claimed(job)
+    run = next(r for r in queries.runs_table() if r["id"] == job)
+    rows = L.sweep_rows(run)
+    assert list(rows["seq_len"]) == [16, 32] and rows["attention_ms"].notna().all()
+    lines = L.seqlen_takeaways(rows, None)
+    assert lines[0].startswith("On this machine, the BBC News classifier took")
+    assert any(line.startswith("Attention took") for line in lines)
