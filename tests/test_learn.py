@@ -161,7 +161,7 @@ def test_every_lesson_reads_its_stored_runs() -> None:
     assert "The shallowest student that kept at least 98 % was the 3-layer one" in body
     # 4: chained 3-layer student + int8; teacher 12 ms at batch 1 (eager, paired rows)
     assert "the 3-layer student was 1.90x faster than the teacher and int8 made it 2.9x " \
-           "faster again, about 5.5x in all, at 83.8% accuracy" in body
+           "faster again, about 5.5x in all (eager, paired at each step), at 83.8% accuracy" in body
     # 5: sequence length
     assert "took 4.0 ms at 16 tokens and 130.0 ms at 512 (batch 1): 32x the length, 32.5x " \
            "the time" in body
@@ -310,3 +310,15 @@ def test_lesson_5_reads_what_a_real_seqlen_job_stores(tiny_model_dir, tiny_csv) 
     lines = L.seqlen_takeaways(rows, None)
     assert lines[0].startswith("On this machine, the BBC News classifier took")
     assert any(line.startswith("Attention took") for line in lines)
+
+
+def test_a_lesson_waiting_for_its_jobs_says_so() -> None:
+    add_run("finetune", {}, L.BASE, "bbc-news", None, accuracy=0.95, size_mb=90.9)
+    at = page()
+    at.button(key="learn_run_seqlen").click().run()
+    sweep = store.list_jobs(method="seqlen")[0]
+    assert sweep.model == f"job:{store.list_jobs(method='finetune')[0].id}", \
+        "the sweep runs on the BBC News fine-tune already there"
+    at = page()
+    assert any(f"Waiting for job {sweep.id} (queued, 0%)" in c.value for c in at.caption)
+    assert L.BY_KEY["seqlen"].empty in [i.value for i in at.info], "no sweep finished yet"

@@ -201,8 +201,8 @@ def input_model(step: Step, runs: list[dict[str, Any]], queued: dict[str, int]) 
         return f"job:{queued[key]}"
     lesson = next(ls for ls in LESSONS if step in ls.steps)
     earlier = match(lesson, by_origin(runs)[None])[key]
-    done = [r for r in earlier if r["status"] == "done"] or earlier
-    return output_name(done[0])
+    ready = [r for r in earlier if r["status"] == "done"] or earlier
+    return output_name(ready[0])
 
 
 def done(found: dict[str, list[dict[str, Any]]], key: str) -> dict[str, Any] | None:
@@ -530,14 +530,18 @@ def frontier_takeaways(rows: pd.DataFrame, budget_ms: float, batch_size: int,
                    f"**{choice['label']}**{job}: {choice['accuracy']:.1%} accuracy{vs}, about "
                    f"{choice['latency_ms']:.1f} ms ({_x(choice['speedup'])} the teacher's "
                    f"speed, {choice['runtime']}, from paired ratios along its chain).")
-    student, quantized = done(found, "student"), done(found, "student_int8")
-    if student is not None and quantized is not None:
-        a, b = (paired_speedup(r, batch_size, r["metrics"].get("parent_runtime") or "eager")[0]
-                for r in (student, quantized))
+    quantized = done(found, "student_int8")
+    student = next((r for r in found.get("student", []) if quantized is not None
+                    and r["id"] == quantized.get("parent_id")), None)  # its own student
+    chained = rows[rows["job"] == quantized["id"]] if quantized is not None else rows[:0]
+    if student is not None and len(chained):
+        rt = chained["runtime"].iloc[0]  # both ratios under the runtime the chain was priced in
+        a, b = (paired_speedup(r, batch_size, rt)[0] for r in (student, quantized))
         if a and b:
             out.append(f"Chaining multiplies: the 3-layer student was {_x(a)} faster than the "
                        f"teacher and int8 made it {_x(b)} faster again, about {_x(a * b)} in "
-                       f"all, at {quantized['metrics']['accuracy']:.1%} accuracy.")
+                       f"all ({rt}, paired at each step), at "
+                       f"{quantized['metrics']['accuracy']:.1%} accuracy.")
     on = rows[frontier_mask(rows)]
     out.append(f"{len(on)} of {len(rows)} models are on the frontier (no other is both faster "
                f"and more accurate): {', '.join(on['label'])}.")

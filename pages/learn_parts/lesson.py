@@ -48,8 +48,7 @@ def takeaways(lines: list[str]) -> None:
         st.markdown("**What the runs say**\n\n" + "\n".join(f"- {t}" for t in lines))
 
 
-def budget(rows, group: list[dict[str, Any]], found, origin: str | None,
-           lesson: L.Lesson, batch: int) -> None:
+def budget(rows, found, origin: str | None, lesson: L.Lesson, batch: int) -> None:
     """Lesson 4's slider: the latency budget, and the model to ship for it."""
     lo, hi = float(rows["latency_ms"].min()), float(rows["latency_ms"].max())
     lo, hi = round(lo * 0.8, 1), round(hi * 1.2, 1) + 0.1
@@ -84,21 +83,27 @@ def show(lesson: L.Lesson, runs: list[dict[str, Any]], origin: str | None) -> No
         if rows is None or not len(rows):
             st.info(lesson.empty)
             return
-        budget(rows, group, found, origin, lesson, batch)
+        budget(rows, found, origin, lesson, batch)
         return
-    if not any(L.done(found, step.key) for step in lesson.steps):
+    shown = results(lesson, found, origin)
+    if shown is None:
         st.info(lesson.empty)
         return
+    chart(shown[0], lesson)
+    takeaways(shown[1])
+
+
+def results(lesson: L.Lesson, found, origin: str | None):
+    """(figure, takeaways) of lessons 1, 2, 3 and 5, or None while no run has finished."""
     if lesson.key in ("quantize", "prune"):
-        chart(figures.lesson_speedups_figure(
-            L.speedup_rows(found, lesson, compile_alone=lesson.key == "quantize")), lesson)
+        rows = L.speedup_rows(found, lesson, compile_alone=lesson.key == "quantize")
         lines = (L.quantize_takeaways if lesson.key == "quantize" else L.prune_takeaways)(
             found, origin)
-    elif lesson.key == "distill":
-        chart(figures.lesson_depth_figure(L.depth_rows(found, lesson)), lesson)
-        lines = L.distill_takeaways(found, origin)
-    else:
-        rows = L.sweep_rows(L.done(found, "sweep"))
-        chart(figures.lesson_seqlen_figure(rows), lesson)
-        lines = L.seqlen_takeaways(rows, origin)
-    takeaways(lines)
+        return (figures.lesson_speedups_figure(rows), lines) if len(rows) else None
+    if lesson.key == "distill":
+        rows = L.depth_rows(found, lesson)
+        return (figures.lesson_depth_figure(rows), L.distill_takeaways(found, origin)) \
+            if len(rows) else None
+    rows = L.sweep_rows(L.done(found, "sweep"))
+    return (figures.lesson_seqlen_figure(rows), L.seqlen_takeaways(rows, origin)) \
+        if len(rows) else None
