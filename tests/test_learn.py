@@ -322,3 +322,32 @@ def test_a_lesson_waiting_for_its_jobs_says_so() -> None:
     at = page()
     assert any(f"Waiting for job {sweep.id} (queued, 0%)" in c.value for c in at.caption)
     assert L.BY_KEY["seqlen"].empty in [i.value for i in at.info], "no sweep finished yet"
+
+
+def test_the_page_and_its_run_it_stay_light(tmp_path) -> None:
+    """Queueing every lesson's jobs, then rendering every lesson with runs, leaves torch
+    unimported (the dashboard's process never loads a model for this page)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import os, sys\n"
+        f"os.environ['LAB_HOME'] = {str(tmp_path / 'queue')!r}\n"
+        "from streamlit.testing.v1 import AppTest\n"
+        "from engine.reports.lessons import LESSONS\n"
+        "from storage.db import dispose_all\n"
+        "from tests.test_learn import NAME, seed_lessons, teacher\n"
+        "def page():\n"
+        "    at = AppTest.from_file('pages/learn.py', default_timeout=60)\n"
+        "    at.session_state['attendee'] = NAME; at.run(); return at\n"
+        "teacher(); at = page()\n"
+        "for lesson in LESSONS: at.button(key=f'learn_run_{lesson.key}').click().run()\n"
+        "assert not at.exception and not at.error, (at.exception, at.error)\n"
+        f"os.environ['LAB_HOME'] = {str(tmp_path / 'runs')!r}; dispose_all()\n"
+        "seed_lessons(); at = page()\n"
+        "assert not at.exception and not at.info, (at.exception, at.info)\n"
+        "heavy = [m for m in ('torch', 'transformers', 'bertviz') if m in sys.modules]\n"
+        "assert not heavy, heavy\n")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
+                         timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
