@@ -178,11 +178,14 @@ def by_origin(runs: list[dict[str, Any]]) -> dict[str | None, list[dict[str, Any
     return groups
 
 
+def answers(runs: list[dict[str, Any]]) -> bool:
+    """Whether some run of `runs` answers some lesson step."""
+    return any(any(match(lesson, runs).values()) for lesson in LESSONS)
+
+
 def sources(runs: list[dict[str, Any]]) -> list[str | None]:
     """None (this machine) and every origin that answers some lesson step."""
-    groups = by_origin(runs)
-    return [None] + [o for o, rs in groups.items() if o is not None and any(
-        any(found.values()) for found in (match(lesson, rs) for lesson in LESSONS))]
+    return [None] + [o for o, rs in by_origin(runs).items() if o is not None and answers(rs)]
 
 
 def missing(lesson: Lesson, runs: list[dict[str, Any]]) -> list[Step]:

@@ -26,7 +26,9 @@ def source(runs: list[dict[str, Any]]) -> str | None:
     options = L.sources(runs)
     if len(options) == 1:
         return None
+    here = L.answers(L.by_origin(runs)[None])  # a fresh lab with a pack: the pack first
     return st.radio("Whose runs", options, key="learn_source", horizontal=True,
+                    index=0 if here else 1,
                     format_func=lambda o: "measured on this machine" if o is None else plain(o),
                     help="Runs imported from a pack were measured on another machine: each "
                          "lesson reads one machine's runs at a time.")
