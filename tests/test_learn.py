@@ -364,3 +364,13 @@ def test_a_fresh_lab_with_only_a_pack_reads_the_pack(tmp_path, monkeypatch, lab_
     assert "Where the pack was measured, int8 of the Linear layers and embeddings made the " \
            "teacher 2.2x faster at batch 1" in body
     assert at.button(key="learn_run_quantize").label == "Run it (2 jobs)"
+
+
+def test_the_frontier_prices_one_length_and_counts_a_reused_job_once() -> None:
+    ids = seed_lessons()
+    runs = queries.runs_table()
+    heads = next(r for r in runs if r["id"] == ids["heads"])
+    reused = {**heads, "id": 999, "reused_from": heads["id"]}
+    longer = {**heads, "id": 1000, "metrics": {**heads["metrics"], "seq_len": 128}}
+    jobs = set(L.frontier_rows([*runs, reused, longer], 1)["job"].dropna())
+    assert heads["id"] in jobs and 999 not in jobs and 1000 not in jobs

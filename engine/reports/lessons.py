@@ -405,8 +405,8 @@ def distill_takeaways(found: dict[str, list[dict[str, Any]]], origin: str | None
     rows = depth_rows(found, BY_KEY["distill"])
     out = []
     for r in rows.itertuples():
-        speed = (f" and ran {_x(r.speedup)} faster at batch {r.batch_size}"
-                 if r.batch_size else "")
+        speed = (f" and ran {_x(r.speedup)} faster at batch {int(r.batch_size)}"
+                 if pd.notna(r.speedup) else "")
         out.append(f"{where(origin)}, a {int(r.layers)}-layer student kept {r.retained:.1%} of "
                    f"the teacher's accuracy ({_points(r.delta)}){speed}.")
     if len(rows) > 1:
@@ -450,39 +450,51 @@ def chain(run: dict[str, Any], by_id: dict[int, dict[str, Any]]) -> list[dict[st
     return steps[::-1]
 
 
-def teacher_ms(runs: list[dict[str, Any]], batch_size: int) -> dict[str, float]:
-    """{runtime: the teacher's median latency in ms at `batch_size`}, the median over every
-    first step's paired parent timing in `runs` (at each step's own evaluation length)."""
+def _first_steps(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [r for r in runs if r["model"] == TEACHER and r["status"] == "done"
+            and r["metrics"].get("parent_latency")]
+
+
+def reference_length(runs: list[dict[str, Any]]) -> int | None:
+    """The evaluation length (tokens) most first steps timed the teacher at: lesson 4 prices
+    every chain at this one length."""
+    lengths = [r["metrics"].get("seq_len") for r in _first_steps(runs)]
+    lengths = [n for n in lengths if n]
+    return max(set(lengths), key=lengths.count) if lengths else None
+
+
+def teacher_ms(runs: list[dict[str, Any]], batch_size: int, seq_len: int) -> dict[str, float]:
+    """{runtime: the teacher's median latency in ms at `batch_size` and `seq_len`}: the median
+    over every first step's paired timing of its parent, the teacher, in `runs`."""
     seen: dict[str, list[float]] = {}
-    for r in runs:
-        if r["model"] != TEACHER or r["status"] != "done":
-            continue
-        for row in r["metrics"].get("parent_latency") or []:
-            if row["batch_size"] == batch_size and row.get("seq_len") == r["metrics"].get(
-                    "seq_len"):
+    for r in _first_steps(runs):
+        for row in r["metrics"]["parent_latency"]:
+            if row["batch_size"] == batch_size and row.get("seq_len") == seq_len:
                 seen.setdefault(runtime_of(row), []).append(row["p50_ms"])
     return {rt: median(v) for rt, v in seen.items()}
 
 
 def frontier_rows(runs: list[dict[str, Any]], batch_size: int) -> pd.DataFrame:
     """Every done model made from the teacher in `runs` (one provenance), with its latency at
-    `batch_size`: the teacher's (`teacher_ms`) divided by the product of the paired speedups
-    along its chain, under each runtime every step and the teacher were timed in; the
-    fastest runtime is kept. {job, label, accuracy, latency_ms, speedup, runtime}; the
-    teacher is the row with job None."""
+    `batch_size` and the reference length: the teacher's (`teacher_ms`) divided by the
+    product of the paired speedups along its chain, under each runtime every step and the
+    teacher were timed in; the fastest runtime is kept. {job, label, accuracy, latency_ms,
+    speedup, runtime}; the teacher is the row with job None. A reused job is its original's
+    point, not a second one."""
     by_id = {r["id"]: r for r in runs if r["status"] == "done"}
-    base = teacher_ms(runs, batch_size)
+    length = reference_length(runs)
+    base = teacher_ms(runs, batch_size, length) if length else {}
     rows, teacher_acc = [], None
     for run in by_id.values():
         m = run["metrics"]
         if m.get("accuracy") is None or not m.get("speedup_vs_parent") or \
-                m.get("accuracy_meaningful") is False or run["method"] in ("evaluate",):
+                m.get("accuracy_meaningful") is False or run.get("reused_from") in by_id:
             continue
         steps = chain(run, by_id)
-        if steps is None:
+        if steps is None or any(s["metrics"].get("seq_len") != length for s in steps):
             continue
-        if teacher_acc is None and steps[0]["metrics"].get("accuracy_delta_vs_parent") is not None:
-            first = steps[0]["metrics"]
+        first = steps[0]["metrics"]
+        if teacher_acc is None and first.get("accuracy_delta_vs_parent") is not None:
             teacher_acc = first["accuracy"] - first["accuracy_delta_vs_parent"]
         best = None
         for rt, ms in base.items():
@@ -630,5 +642,5 @@ def seqlen_takeaways(rows: pd.DataFrame, origin: str | None) -> list[str]:
 
 def frontier_batches(runs: list[dict[str, Any]]) -> list[int]:
     """Batch sizes at which some first step timed the teacher (lesson 4's choices)."""
-    return sorted({row["batch_size"] for r in runs if r["model"] == TEACHER
-                   for row in r["metrics"].get("parent_latency") or []})
+    return sorted({row["batch_size"] for r in _first_steps(runs)
+                   for row in r["metrics"]["parent_latency"]})
