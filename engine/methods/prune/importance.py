@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from engine.toolkit.head_scoring import Scores, head_importance, scoring_sample
 
+# re-exported for the prune benchmark (tests/benchmarks/bench_prune.py)
 __all__ = ["Scores", "head_importance", "lowest_heads", "scoring_sample"]
 
 
