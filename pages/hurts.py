@@ -47,6 +47,9 @@ if not models:
 model = st.selectbox("Model", models, key="hurts_model")
 sens = latest_sensitivity(model)
 dataset = store.get_job(sens["job_id"]).dataset
+if sens.get("accuracy_meaningful") is False:
+    st.warning("This model has random weights (a preset): its accuracy drops mean nothing; "
+               "only the latency shares do.", icon=":material/warning:")
 measure = st.segmented_control("Colour", list(HURT_MEASURES), key="hurts_measure",
                                default="acc_drop", required=True,
                                format_func=lambda m: HURT_MEASURES[m][0].split(",")[0])

@@ -213,6 +213,15 @@ def test_bad_budgets_are_refused_at_submit(tiny_model_dir, tiny_csv, sets, words
     assert store.list_jobs() == []
 
 
+def test_bad_map_settings_are_refused_at_submit(tiny_model_dir, tiny_csv) -> None:
+    for sets, words in [(["runtimes=fast"], "list eager and/or compiled"),
+                        (["val_examples=-1"], "below its minimum 0")]:
+        with pytest.raises(ConfigError, match=words):
+            submit("sensitivity", model=str(tiny_model_dir), dataset=f"csv:{tiny_csv}",
+                   sets=sets)
+    assert store.list_jobs() == []
+
+
 def test_a_model_without_a_head_is_refused_at_submit(tiny_csv) -> None:
     with pytest.raises(LabError, match="sensitivity: minilm-l6 has no classification head"):
         submit("sensitivity", model="minilm-l6", dataset=f"csv:{tiny_csv}")
@@ -237,6 +246,18 @@ def test_grid_puts_each_score_in_its_cell() -> None:
 def test_page_says_how_to_get_a_map() -> None:
     at = app("pages/hurts.py")
     assert any("No sensitivity map yet" in i.value for i in at.info)
+    at.button(key="hurts_submit").click().run()  # map the default teacher (queued first)
+    assert any("Queued a sensitivity map" in s.value for s in at.success), \
+        [e.value for e in at.error]
+    assert store.list_jobs(limit=1)[0].method == "sensitivity"
+
+
+def test_compress_page_draws_the_new_fields() -> None:
+    at = app("pages/compress.py")
+    at.segmented_control(key="method").set_value("sensitivity").run()
+    assert not at.exception and at.number_input(key="cfg_sensitivity_val_examples").value == 500
+    at.segmented_control(key="method").set_value("quantize").run()
+    assert not at.exception and at.number_input(key="cfg_quantize_max_drop").value == 0.0
 
 
 def test_page_shows_the_map_and_queues_the_jobs(tiny_model_dir, tiny_csv) -> None:

@@ -95,7 +95,8 @@ def choose_float_parts(cfg, ctx, model, quantize: Callable[[Any, list[str]], Non
     """Which parts stay float for `cfg.max_drop`, and the notes that say so. `model` is the
     float input (unchanged); `quantize(copy, float_fqns)` quantizes a copy in place as the job
     will, keeping those modules float."""
-    parts = S.model_parts(model)
+    # the embedding tables are a part only when the scheme makes them int8 (embeddings=true)
+    parts = [p for p in S.model_parts(model) if p.layer is not None or cfg.embeddings]
     texts, labels = S.validation_sample(ctx.dataset, cfg.max_drop_examples)
     ctx.progress(0.1, "scoring the float model on the validation split", force=True)
     scorer = S.Scorer(model, ctx.tokenizer, texts, labels, cfg.max_length, ctx.device)

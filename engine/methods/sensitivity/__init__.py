@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from engine.methods.registry import register
-from engine.toolkit.config import MethodConfig, check_head_fits, param
+from engine.toolkit.config import ConfigError, MethodConfig, check_head_fits, param
 
 
 @dataclass(frozen=True)
@@ -43,9 +43,16 @@ class SensitivityConfig(MethodConfig):
                             "latency batch).", min=1, max=1024, advanced=True)
     latency_batches: int = param(5, "Timed forward passes for each part's latency share "
                                  "(after one untimed).", min=1, max=200, advanced=True)
+    # no `choices`: the generated form draws a list with choices as one selectbox
     runtimes: list[str] = param(["eager"], "Runtimes the whole model is timed under after the "
-                                "map (compiled adds a compile step).",
-                                choices=("eager", "compiled"), advanced=True)
+                                "map: eager and/or compiled (a compile step more).",
+                                advanced=True)
+
+    def check(self) -> None:
+        unknown = [r for r in self.runtimes if r not in ("eager", "compiled")]
+        if unknown or not self.runtimes:
+            raise ConfigError(f"sensitivity: runtimes={self.runtimes}: list eager and/or "
+                              f"compiled, e.g. runtimes=eager")
 
 
 def check_input(cfg: SensitivityConfig, card: dict[str, Any], dataset) -> None:
@@ -98,6 +105,7 @@ def apply(cfg: SensitivityConfig, ctx) -> None:
         "head_importance_method": "gradient" if heads else None,
         "latency_total_ms": total_ms, "latency_batch_size": cfg.batch_size,
         "latency_device": ctx.device,
+        "accuracy_meaningful": ctx.input_ref.source != "preset",  # random weights: latency only
     }
     ctx.notes["sensitivity_summary"] = summary(quant, drops, share)
     ctx.progress(1.0, "map measured", force=True)
@@ -120,7 +128,8 @@ def summary(quant: list[dict], drops: list[dict], share: list[dict]) -> str:
     if drops:
         worst = max(drops, key=lambda r: r["acc_drop"])
         out.append(f"Dropping layer {worst['layer']} costs the most "
-                   f"({100 * worst['acc_drop']:.2f} points).")
+                   f"({100 * worst['acc_drop']:.2f} points)." if worst["acc_drop"] > 0 else
+                   "Dropping any one layer costs no accuracy on these examples.")
     if share:
         top = max(share, key=lambda r: r["share"])
         where = "the embeddings" if top["layer"] is None else f"layer {top['layer']} {top['part']}"
