@@ -31,6 +31,7 @@ page = st.navigation([
     st.Page("pages/class_.py", title="Class", icon=":material/groups:"),
     st.Page("pages/attention.py", title="Attention", icon=":material/visibility:"),
     st.Page("pages/learn.py", title="Learn", icon=":material/school:"),
+    st.Page("pages/hurts.py", title="Where it hurts", icon=":material/troubleshoot:"),
 ])
 who_is_here()  # sidebar: this session's name (asked once); the instructor's token
 page.run()

@@ -329,4 +329,65 @@ def lesson_seqlen_figure(rows: pd.DataFrame) -> go.Figure:
                       xaxis={"title": "sequence length (tokens)", "type": "category",
                              "automargin": True},
                       yaxis={"title": "median latency (ms)", "automargin": True})
+# --------------------------------------------------------------------------- where it hurts
+# (the sensitivity map, engine/reports/sensitivity.py: rows are the embeddings then each layer)
+
+# measure -> (label, colour scale, value from a stored row, hover / cell format)
+HURT_MEASURES: dict[str, tuple[str, str, str, str]] = {
+    "acc_drop": ("accuracy drop, points (int8 in that part only)", "Reds", "acc_drop", ".2f"),
+    "sqnr_db": ("SQNR of the logits, dB (low: int8 hurts)", "Reds_r", "sqnr_db", ".1f"),
+    "share": ("share of the latency, %", "Blues", "share", ".1f"),
+}
+
+
+def sensitivity_grid(sens: dict[str, Any], measure: str) -> tuple[list[str], list[str],
+                                                                   list[list[float | None]]]:
+    """(row labels: "embeddings", "layer 0", ...; the map's parts; z [rows][parts]) for
+    `measure` (a key of HURT_MEASURES): accuracy drops and latency shares in points / %, None
+    where a part was not measured (the embeddings row has only its own cell)."""
+    parts = list(sens["parts"])
+    rows = ["embeddings"] + [f"layer {i}" for i in range(sens["layers"])]
+    z: list[list[float | None]] = [[None] * len(parts) for _ in rows]
+    source = sens.get("latency_share") if measure == "share" else sens.get("quant")
+    scale = 1.0 if measure == "sqnr_db" else 100.0
+    for row in source or []:
+        r = 0 if row["layer"] is None else row["layer"] + 1
+        if row["part"] in parts and r < len(rows):
+            z[r][parts.index(row["part"])] = round(scale * row[HURT_MEASURES[measure][2]], 4)
+    return rows, parts, z
+
+
+def sensitivity_figure(sens: dict[str, Any], measure: str = "acc_drop") -> go.Figure:
+    """Layers x parts coloured by `measure`, with two narrow maps beside it on the same rows:
+    the accuracy drop when the whole layer is dropped, and each head's importance (normalised
+    per layer; grey: removed). Values are printed in the cells."""
+    from plotly.subplots import make_subplots
+
+    label, scale, _, fmt = HURT_MEASURES[measure]
+    rows, parts, z = sensitivity_grid(sens, measure)
+    heads = sens.get("heads") or []
+    n_heads = max((len(r) for r in heads), default=0)
+    fig = make_subplots(rows=1, cols=3, shared_yaxes=True, horizontal_spacing=0.03,
+                        column_widths=[0.6, 0.1, 0.3] if n_heads else [0.85, 0.15, 0.0],
+                        subplot_titles=["int8 one part at a time", "layer dropped",
+                                        "head importance" if n_heads else ""])
+    fig.add_heatmap(z=z, x=parts, y=rows, colorscale=scale, texttemplate=f"%{{z:{fmt}}}",
+                    colorbar={"title": {"text": label, "side": "right"}, "x": 1.02},
+                    hovertemplate=f"%{{y}}, %{{x}}: %{{z:{fmt}}}<extra>{label}</extra>",
+                    row=1, col=1)
+    drops = {r["layer"]: 100 * r["acc_drop"] for r in sens.get("layer_drop") or []}
+    fig.add_heatmap(z=[[None]] + [[drops.get(i)] for i in range(sens["layers"])],
+                    x=["dropped"], y=rows, colorscale="Reds", showscale=False,
+                    texttemplate="%{z:.2f}",
+                    hovertemplate="%{y} dropped: %{z:.2f} points lost<extra></extra>",
+                    row=1, col=2)
+    if n_heads:
+        fig.add_heatmap(z=[[None] * n_heads] + [list(r) for r in heads],
+                        x=[f"h{h}" for h in range(n_heads)], y=rows, colorscale="Viridis",
+                        showscale=False, texttemplate="%{z:.2f}",
+                        hovertemplate="%{y}, head %{x}: %{z:.3f}<extra>importance</extra>",
+                        row=1, col=3)
+    fig.update_yaxes(autorange="reversed", type="category", automargin=True)
+    fig.update_xaxes(type="category", automargin=True)
+    fig.update_layout(height=140 + 42 * len(rows), margin=MARGIN, plot_bgcolor="lightgrey")
     return fig

@@ -284,7 +284,7 @@ def _fewer(params_before: int, model) -> str:
 def _score(cfg: PruneConfig, model, ctx) -> tuple[Any, dict[str, Any]]:
     """Head importance on a seeded sample of the training split (never the test split)."""
     from engine.methods.prune import surgery as P
-    from engine.methods.prune.importance import head_importance, scoring_sample
+    from engine.toolkit.head_scoring import head_importance, scoring_sample
 
     texts, labels = scoring_sample(ctx.dataset.train, cfg.scoring_examples, cfg.seed)
     ctx.progress(0.02, f"scoring heads by {cfg.importance}", force=True)

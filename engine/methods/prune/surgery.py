@@ -1,6 +1,6 @@
-"""Pruning surgery on BERT-style encoders: physical head removal, layer dropping, magnitude
-sparsity, 2:4 masks, and rebuilding a pruned checkpoint from disk (which heads to remove is
-scored in engine/methods/prune/importance.py).
+"""Pruning surgery on BERT-style encoders: physical head removal, magnitude sparsity, 2:4 masks,
+and rebuilding a pruned checkpoint from disk (layer dropping is shared with the sensitivity map
+in engine/toolkit/layers.py; head scores come from engine/toolkit/head_scoring.py).
 
 Head numbers are always those of the ORIGINAL model (`config.num_attention_heads` heads per
 layer); `config.pruned_heads` maps a layer index to the original numbers of its removed heads,
@@ -21,23 +21,13 @@ from torch import nn
 
 from engine.toolkit.config import LabError
 from engine.toolkit.heads import head_size, heads_per_layer, kept_heads, pruned_map
+from engine.toolkit.layers import drop_layers, encoder_layers
 
-__all__ = ["head_size", "heads_per_layer", "kept_heads", "pruned_map"]  # the grid, re-exported
+# the grid and the layer list (shared with the sensitivity map), re-exported
+__all__ = ["drop_layers", "encoder_layers", "head_size", "heads_per_layer", "kept_heads",
+           "pruned_map"]
 
 # ------------------------------------------------------------------------ structure
-
-
-def encoder_layers(model) -> nn.ModuleList:
-    """The encoder's layer list of a BERT-style model (BERT, MiniLM, RoBERTa...)."""
-    layers = getattr(getattr(model.base_model, "encoder", None), "layer", None)
-    ok = layers is not None and all(
-        hasattr(getattr(layer, "attention", None), "self")
-        and hasattr(layer.attention.self, "query") for layer in layers)
-    if not ok:
-        raise LabError(f"pruning supports BERT-style encoders (BERT, MiniLM, RoBERTa); "
-                       f"{type(model).__name__} has another layout: distill it into a BERT "
-                       f"student first")
-    return layers
 
 
 class _NoHeads:
@@ -114,29 +104,6 @@ def remove_heads(model, remove: dict[int, list[int]]) -> int:
         cfg.pruned_heads = pruned
     cfg.pruned_heads = {k: v for k, v in pruned.items() if v}
     return count
-
-
-def drop_layers(model, drop: list[int]) -> list[int]:
-    """Remove whole encoder layers (current indices); returns the kept current indices.
-
-    The config records what the ORIGINAL model was, so the numbering survives saving and
-    later jobs (quantize, another drop): `kept_layers` (original numbers of the layers left)
-    and `original_layers` (how many the unpruned model had)."""
-    cfg, layers = model.config, encoder_layers(model)
-    keep = [i for i in range(len(layers)) if i not in set(drop)]
-    assert keep, "at least one layer must stay"
-    original = list(getattr(cfg, "kept_layers", None) or range(len(layers)))
-    cfg.kept_layers = [int(original[i]) for i in keep]
-    cfg.original_layers = int(getattr(cfg, "original_layers", None) or len(layers))
-    model.base_model.encoder.layer = nn.ModuleList([layers[i] for i in keep])
-    for new, layer in enumerate(model.base_model.encoder.layer):
-        for module in layer.modules():  # the KV-cache index, unused by encoders but kept right
-            if hasattr(module, "layer_idx"):
-                module.layer_idx = new
-    pruned = pruned_map(cfg)
-    cfg.num_hidden_layers = len(keep)
-    cfg.pruned_heads = {new: pruned[old] for new, old in enumerate(keep) if old in pruned}
-    return keep
 
 
 def layers_to_drop(n_layers: int, amount: float, strategy: str) -> list[int]:

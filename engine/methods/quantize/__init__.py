@@ -15,6 +15,8 @@ tensor subclasses); it records a `quantized` architecture change that the lab's 
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,13 +35,14 @@ from engine.methods.quantize.torchao_support import (
 )
 from engine.methods.registry import register
 from engine.toolkit.architecture import register_change
-from engine.toolkit.config import MethodConfig, param
+from engine.toolkit.config import ConfigError, MethodConfig, param
 from engine.toolkit.device import compute_capability
 
 SCHEMES = ("int8-dynamic", "int8-static", "bf16", "fp16", "int8-weight-only",
            "int4-weight-only", "fp8")
 CPU_SCHEMES = ("int8-dynamic", "int8-static", "bf16")
 FLOAT_SCHEMES = {"bf16": "bfloat16", "fp16": "float16"}
+MAX_DROP_SCHEMES = ("int8-dynamic", "int8-static")  # what the sensitivity map measures
 
 # {"kind": "quantized", "scheme", "dtype" (of the float parts), "embeddings" (int8 tables)}:
 # always the last change of a chain (a quantized model is not compressed further)
@@ -52,7 +55,7 @@ class QuantizeConfig(MethodConfig):
     """Defaults are the CPU recommendation: int8 dynamic, embeddings too, compiled."""
 
     method = "quantize"
-    version = 1
+    version = 2  # 2: max_drop, max_drop_examples
 
     scheme: str = param(
         "int8-dynamic",
@@ -85,6 +88,26 @@ class QuantizeConfig(MethodConfig):
                             advanced=True, applies_when={"scheme": ("int4-weight-only",)})
     seed: int = param(0, "Seed for picking the calibration examples.", min=0, advanced=True,
                       applies_when={"scheme": ("int8-static",)})
+    max_drop: float = param(
+        0.0, "Accuracy-aware int8: the validation accuracy the model may lose, as a fraction "
+             "(0.005 = half a point). The most sensitive parts (from the model's sensitivity "
+             "map, measured here when it has none) stay float until the measured drop is "
+             "within it. 0: off, every part int8.")
+    max_drop_examples: int = param(
+        500, "max_drop: validation examples the drop is measured on (never the test split); "
+             "0: the whole validation split.", min=0, max=100_000, advanced=True)
+
+    def check(self) -> None:
+        if not 0 <= self.max_drop < 1:
+            raise ConfigError(
+                f"quantize: max_drop={self.max_drop} is not an accuracy budget: give the "
+                f"fraction of accuracy the model may lose, from 0 (off) up to but not "
+                f"including 1, e.g. max_drop=0.005 for half a point")
+        if self.max_drop and self.scheme not in MAX_DROP_SCHEMES:
+            raise ConfigError(
+                f"quantize: max_drop keeps int8 parts in float, so it needs an int8 scheme "
+                f"({', '.join(MAX_DROP_SCHEMES)}); scheme={self.scheme} has no int8 parts to "
+                f"keep. Set max_drop=0 or scheme=int8-dynamic")
 
     def resolved_runtime(self) -> str:
         if self.runtime != "auto":
@@ -133,9 +156,11 @@ def _float_dtype_name(scheme: str) -> str:
     return "bfloat16" if scheme in ("int4-weight-only", "fp8") else "float32"
 
 
-def quantize_model(model, cfg: QuantizeConfig, act_scales: dict[str, Any] | None = None) -> None:
+def quantize_model(model, cfg: QuantizeConfig, act_scales: dict[str, Any] | None = None,
+                   keep_float: Collection[str] = ()) -> None:
     """Quantize `model` in place for `cfg.scheme`; `act_scales` ({linear fqn: (scale,
-    zero_point)}) are required for int8-static."""
+    zero_point)}) are required for int8-static. `keep_float`: names of modules left as they
+    are (Linear layers, or the embeddings block: its tables stay float; max_drop)."""
     import torch
 
     import_torchao()
@@ -154,18 +179,23 @@ def quantize_model(model, cfg: QuantizeConfig, act_scales: dict[str, Any] | None
     dtype = getattr(torch, _float_dtype_name(cfg.scheme))
     model.to(dtype)
     s = cfg.scheme
+    floats = set(keep_float)
+
+    def body(module, fqn: str) -> bool:
+        return is_body_linear(module, fqn) and fqn not in floats
+
     if s == "int8-dynamic":
         # per-token activation scales, per-output-row weight scales, both symmetric
-        quantize_(model, Int8DynamicActivationInt8WeightConfig(), filter_fn=is_body_linear)
+        quantize_(model, Int8DynamicActivationInt8WeightConfig(), filter_fn=body)
     elif s == "int8-static":
         assert act_scales, "int8-static needs calibrated activation scales"
         configs = {f"{fqn}.weight": Int8StaticActivationInt8WeightConfig(
             act_quant_scale=scale, act_quant_zero_point=zero_point,
             granularity=[PerTensor(), PerRow()]) for fqn, (scale, zero_point) in
-            act_scales.items()}
+            act_scales.items() if fqn not in floats}
         quantize_(model, FqnToConfig(configs), filter_fn=None)
     elif s == "int8-weight-only":
-        quantize_(model, Int8WeightOnlyConfig(), filter_fn=is_body_linear)
+        quantize_(model, Int8WeightOnlyConfig(), filter_fn=body)
     elif s == "int4-weight-only":
         # tile_packed_to_4d is tinygemm's layout: needs only torch on an sm80+ GPU (the default
         # "plain" layout needs the separate mslk kernels package)
@@ -173,12 +203,18 @@ def quantize_model(model, cfg: QuantizeConfig, act_scales: dict[str, Any] | None
 
         quantize_(model, Int4WeightOnlyConfig(
             group_size=cfg.group_size, int4_packing_format=Int4PackingFormat.TILE_PACKED_TO_4D),
-            filter_fn=is_body_linear)
+            filter_fn=body)
     elif s == "fp8":
         quantize_(model, Float8DynamicActivationFloat8WeightConfig(granularity=PerRow()),
-                  filter_fn=is_body_linear)
-    if cfg.embeddings:
+                  filter_fn=body)
+    if int8_embeddings(model, cfg, floats):
         quantize_embeddings(model)
+
+
+def int8_embeddings(model, cfg: QuantizeConfig, keep_float: Collection[str]) -> bool:
+    """Whether the embedding tables become int8: asked for, and not kept float (max_drop)."""
+    names = {id(m): n for n, m in model.named_modules()}
+    return cfg.embeddings and names.get(id(model.base_model.embeddings)) not in set(keep_float)
 
 
 # ------------------------------------------------------------------------------ load
@@ -203,8 +239,10 @@ def explain(model, cfg: QuantizeConfig, act_scales: dict[str, Any] | None = None
             calibrated: int = 0) -> str:
     """What the scheme did, in plain words, with one real layer's numbers; `calibrated` is
     the number of calibration examples (int8-static)."""
-    fqn, linear = next(((n, m) for n, m in model.named_modules() if is_body_linear(m, n)),
-                       (None, None))
+    body = [(n, m) for n, m in model.named_modules() if is_body_linear(m, n)]
+    # a quantized one when some stay float (max_drop)
+    fqn, linear = next((nm for nm in body if hasattr(nm[1].weight, "qdata")),
+                       body[0] if body else (None, None))
     w = getattr(linear, "weight", None)
     s = cfg.scheme
     parts = []
@@ -303,16 +341,33 @@ def apply(cfg: QuantizeConfig, ctx):
         texts = calibration_texts(ctx.dataset.train.texts, cfg.calibration_examples, cfg.seed)
         act_scales = calibrate(model, ctx.tokenizer, texts, cfg.max_length, cfg.observer,
                                progress=lambda f: ctx.progress(0.1 + 0.7 * f, "calibrating"))
-    quantize_model(model, cfg, act_scales)
+    aware: dict[str, Any] = {}
+    floats: list[str] = []
+    if cfg.max_drop:
+        from engine.methods.quantize import accuracy_aware as AA
+
+        kept, aware = AA.choose_float_parts(
+            cfg, ctx, model, lambda m, keep: quantize_model(m, cfg, act_scales, keep))
+        floats = [p.fqn for p in kept]
+        plain = AA.plain_int8_run(ctx.job.model, ctx.job.dataset, cfg.scheme, cfg.embeddings)
+        aware["plain_int8_job"] = plain["job"] if plain else None
+        aware["accuracy_aware"] = AA.describe(aware, plain)
+    embeddings = int8_embeddings(model, cfg, floats)
+    quantize_model(model, cfg, act_scales, floats)
     ctx.progress(0.9, "quantized", force=True)
     runtime = cfg.resolved_runtime()
     change = {"kind": "quantized", "scheme": cfg.scheme, "dtype": _float_dtype_name(cfg.scheme),
-              "embeddings": cfg.embeddings}
-    meta = {"loader": "quantize", "scheme": cfg.scheme, "embeddings": cfg.embeddings,
+              "embeddings": embeddings}
+    if floats:  # a record only: float Linears reload as plain weights, nothing to replay
+        change["float_modules"] = floats
+    meta = {"loader": "quantize", "scheme": cfg.scheme, "embeddings": embeddings,
             "dtype": _float_dtype_name(cfg.scheme), "runtime": runtime,
             "changes": chain(ctx.input_ref, change)}
     notes = {"scheme": cfg.scheme, "runtime": runtime,
-             "explanation": explain(model, cfg, act_scales, len(texts))}
+             "explanation": explain(model, dataclasses.replace(cfg, embeddings=embeddings),
+                                    act_scales, len(texts)), **aware}
+    if aware:
+        notes["explanation"] += " " + aware["accuracy_aware"]
     if act_scales is not None:
         notes["calibration_examples"] = len(texts)
     holder = [model]  # dropped once saved: the runner reloads the model from disk

@@ -1,7 +1,7 @@
-"""Quantization machinery shared by the quantize method (engine/methods/quantize/): which
-layers get quantized, torchao imported quietly, int8 embedding tables that dequantize only the
-rows a lookup gathers, calibration of static activation scales, and saving / reloading a
-quantized model as safetensors (torchao's flattening of its tensor subclasses, no pickle).
+"""Quantization machinery of the quantize method (engine/methods/quantize/): calibration of
+static activation scales, and saving / reloading a quantized model as safetensors (torchao's
+flattening of its tensor subclasses, no pickle). Which layers get quantized, torchao imported
+quietly and int8 embedding tables are shared with the sensitivity map (engine/toolkit/int8.py).
 
 Importing this module does not import torch or torchao (the method module imports it, and pages
 build forms from that); each function imports them itself.
@@ -9,108 +9,17 @@ build forms from that); each function imports them itself.
 
 from __future__ import annotations
 
-import functools
 from pathlib import Path
 from typing import Any
 
+from engine.toolkit.int8 import (  # noqa: F401
+    gather_rows_first,
+    import_torchao,
+    is_body_linear,
+    quantize_embeddings,
+)
+
 WEIGHTS_FILE = "model.safetensors"
-
-
-def is_body_linear(module, fqn: str) -> bool:
-    """The Linear layers to quantize: all but the final classifier (a few output rows: int8
-    saves nothing there, and its rounding errors go straight into the logits)."""
-    import torch
-
-    return isinstance(module, torch.nn.Linear) and fqn.rsplit(".", 1)[-1] != "classifier"
-
-
-def _is_embedding(module, fqn: str) -> bool:
-    import torch
-
-    return isinstance(module, torch.nn.Embedding)
-
-
-def import_torchao():
-    """torchao, imported with its load-time warnings silenced: on a machine without CUDA it
-    warns about each CUDA-only kernel library it skips, and torch 2.13 about an Enum it
-    registers; neither matters to a job and both would clutter its log."""
-    import logging
-    import warnings
-
-    # torch.compile of a model with torchao weights warns once that its tensors do not hash
-    # for the AOT cache (they are recompiled per process: expected here)
-    warnings.filterwarnings("ignore", message=".*_stable_hash_for_caching.*")
-    quiet = [logging.getLogger(n) for n in ("torchao", "torch.utils._pytree")]
-    levels = [q.level for q in quiet]
-    for q in quiet:
-        q.setLevel(logging.ERROR)
-    try:
-        import torchao
-        import torchao.prototype.safetensors.safetensors_support  # save/load; warns too
-        import torchao.quantization
-    finally:
-        for q, level in zip(quiet, levels):
-            q.setLevel(level)
-    return torchao
-
-
-# ------------------------------------------------------------------------------ int8 embeddings
-
-
-def quantize_embeddings(model) -> None:
-    """int8 embedding tables, one symmetric scale per row (torchao IntxWeightOnlyConfig), each
-    wrapped so that a lookup dequantizes only the rows it gathers."""
-    import torch
-
-    import_torchao()
-    from torchao.quantization import IntxWeightOnlyConfig, PerAxis, quantize_
-
-    quantize_(model, IntxWeightOnlyConfig(weight_dtype=torch.int8, granularity=PerAxis(0)),
-              filter_fn=_is_embedding)
-    _gather_rows_first(model)
-
-
-def _gather_rows_first(model) -> None:
-    """Swap each int8 nn.Embedding for RowGatherEmbedding (same parameter, same state-dict key).
-
-    torchao's embedding op dequantizes the whole table on every call (30522 x 384 floats,
-    47 MB, for MiniLM), which in eager costs more than the rest of a batch-1 forward pass."""
-    import torch
-
-    for module in list(model.modules()):
-        for name, child in list(module.named_children()):
-            if isinstance(child, torch.nn.Embedding) and hasattr(child.weight, "qdata"):
-                setattr(module, name, _row_gather_embedding_class()(child))
-
-
-@functools.cache
-def _row_gather_embedding_class():
-    """The class is built on first use: importing this module (the quantize method imports it,
-    and pages build forms from that) must not import torch."""
-    import torch
-
-    class RowGatherEmbedding(torch.nn.Module):
-        """An int8 embedding: look up int8 rows and their scales, then dequantize.
-
-        weight: torchao IntxUnpackedToInt8Tensor [vocab, hidden] (qdata int8, scale and
-        zero_point [vocab, 1]). input ids [B, T] -> [B, T, hidden] in the weight's dtype."""
-
-        def __init__(self, embedding: torch.nn.Embedding):
-            super().__init__()
-            self.weight = embedding.weight
-            self.padding_idx = embedding.padding_idx
-
-        def forward(self, ids: torch.Tensor) -> torch.Tensor:
-            w = self.weight
-            q = w.qdata[ids].to(w.scale.dtype)
-            if w.zero_point is not None:
-                q = q - w.zero_point[ids].to(q.dtype)
-            return (q * w.scale[ids]).to(w.dtype)
-
-        def extra_repr(self) -> str:
-            return f"{self.weight.shape[0]}, {self.weight.shape[1]}, int8 rows"
-
-    return RowGatherEmbedding
 
 
 # ------------------------------------------------------------------------------ calibration
@@ -246,5 +155,5 @@ def read_quantized(path: Path, change: dict[str, Any]) -> dict[str, Any]:
 def finish_quantized(model, change: dict[str, Any]):
     """Replay after the weights load: int8 embedding tables gather rows before dequantizing."""
     if change.get("embeddings"):
-        _gather_rows_first(model)
+        gather_rows_first(model)
     return model
