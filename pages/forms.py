@@ -31,6 +31,9 @@ def _out_of_range(info: dict[str, Any], value: Any) -> str | None:
 def _widget(info: dict[str, Any], key: str) -> Any:
     name, default, kind = info["name"], info["default"], info["type"]
     label, help_text = name.replace("_", " "), info["help"]
+    if info.get("choices") and isinstance(default, list):  # several of the choices
+        return st.multiselect(label, list(info["choices"]), default=default, help=help_text,
+                              key=key)
     if info.get("choices"):
         options = list(info["choices"])
         return st.selectbox(label, options, index=options.index(default), help=help_text,

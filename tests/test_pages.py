@@ -143,3 +143,18 @@ def test_compress_page_form_comes_from_the_config(tiny_model_dir) -> None:
     assert any("Queued job" in s.value for s in at.success), [e.value for e in at.error]
     job = store.list_jobs(limit=1)[0]
     assert job.method == "finetune" and job.config["data"]["batch_size"] == 8
+
+
+def test_every_method_form_renders() -> None:
+    """Each method's generated form draws (a list field with choices is a multiselect)."""
+    from engine.methods.registry import methods
+
+    seed()
+    at = app("pages/compress.py")
+    for name in methods():
+        at.session_state["method"] = name
+        at.run()
+        assert not at.exception, (name, at.exception)
+    at.session_state["method"] = "seqlen"
+    at.run()
+    assert at.multiselect(key="cfg_seqlen_runtimes").value == ["eager"]

@@ -254,6 +254,25 @@ def test_seqlen_sweep_rows_and_attention_split(tiny_model_dir, tiny_csv) -> None
     assert m["speedup_vs_parent"].keys() == {"1", "2"}, "headline at the longest length"
 
 
+def test_seqlen_times_a_base_encoder_without_a_head(tmp_path, tiny_model_dir, tiny_csv) -> None:
+    """A base encoder (no classification head, like minilm-l6) is swept too: only latency."""
+    from transformers import AutoTokenizer, BertModel
+
+    from engine.toolkit.checkpoints import load_classifier, resolve
+
+    base = tmp_path / "tiny-base"
+    classifier = load_classifier(resolve(str(tiny_model_dir)))
+    BertModel(classifier.config).save_pretrained(base, safe_serialization=True)
+    AutoTokenizer.from_pretrained(tiny_model_dir).save_pretrained(base)
+    job = run(submit("seqlen", model=str(base), dataset=f"csv:{tiny_csv}",
+                     sets=["lengths=16,32", "batch_sizes=[1]", "warmup=1", "latency_runs=3",
+                           "latency_max_runs=0"]))
+    assert job["status"] == "done", job["error"]
+    assert job["metrics"]["accuracy"] is None
+    assert {e["seq_len"] for e in job["metrics"]["seqlen_sweep"]} == {16, 32}
+    assert len(job["metrics"]["attention_split"]) == 2
+
+
 def test_without_blocks_changes_the_output_only_inside_the_call(tiny_model_dir) -> None:
     import torch
 

@@ -187,12 +187,14 @@ def _run(job: Job, attempt: int, device: str, partial: Path) -> str:
             parent_model = ctx.load_input()
     else:
         model_device = device
-        model = ctx.load_input()
+        # a method that only times (seqlen) also times a base encoder: its new head is random,
+        # and no accuracy is taken from it
+        model = ctx.load_input(require_head=measures_accuracy(cfg))
         tokenizer = ctx.tokenizer
         size_mb = M.weights_size_mb(ctx.input_ref.path)
     if pair_id:
-        parent_model = M.load_classifier(M.resolve(pair_id),
-                                         label_names=ctx.dataset.label_names).to(device)
+        parent_model = M.load_classifier(M.resolve(pair_id), label_names=ctx.dataset.label_names,
+                                         require_head=measures_accuracy(cfg)).to(device)
 
     if measures_accuracy(cfg):
         metrics, preds = evaluate(ctx, model, tokenizer, model_device, ecfg,

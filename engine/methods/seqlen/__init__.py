@@ -152,9 +152,10 @@ def apply(cfg: SeqlenConfig, ctx) -> None:
         return None
     from engine.toolkit.checkpoints import load_classifier, resolve
 
-    models = {"self": ctx.load_input()}
+    # a base encoder (minilm-l6) is timed too: it gets a random head, only latency is taken
+    models = {"self": ctx.load_input(require_head=False)}
     if cfg.pair_with():
-        models["parent"] = load_classifier(resolve(cfg.pair_with()),
+        models["parent"] = load_classifier(resolve(cfg.pair_with()), require_head=False,
                                            label_names=ctx.dataset.label_names).to(ctx.device)
     ctx.progress(0.0, "timing attention and feed-forward apart", force=True)
     ctx.notes["attention_split"] = attention_split(
