@@ -34,6 +34,12 @@ class FinetuneConfig(MethodConfig):
                             min=1, advanced=True)
     patience: int = param(0, "Stop after this many validations without improvement; 0: "
                           "never.", min=0, advanced=True)
+    freeze_embeddings: bool = param(False, "Keep the word embeddings as pretrained (no "
+                                    "gradient, no update): a faster step, less to overfit.",
+                                    advanced=True)
+    bf16: bool = param(False, "Train under bf16 autocast (weights and optimizer stay fp32); "
+                       "faster only on hardware with bf16 matmuls (recent x86 CPUs, GPUs).",
+                       advanced=True)
 
 
 @register(FinetuneConfig)
@@ -47,7 +53,8 @@ def apply(cfg: FinetuneConfig, ctx):
     settings = TrainSettings(lr=cfg.lr, epochs=cfg.epochs, max_steps=cfg.max_steps,
                              batch_size=cfg.batch_size, max_length=cfg.max_length, seed=cfg.seed,
                              warmup_ratio=cfg.warmup_ratio, weight_decay=cfg.weight_decay,
-                             eval_every=cfg.eval_every, patience=cfg.patience)
+                             eval_every=cfg.eval_every, patience=cfg.patience,
+                             freeze_embeddings=cfg.freeze_embeddings, bf16=cfg.bf16)
     info = train_classifier(model, ctx.tokenizer, ctx.dataset, settings, ctx, device=ctx.device)
     from engine.toolkit.architecture import chain
 
