@@ -60,10 +60,9 @@ def int8_extra(eager: float, compiled: float, alone: float) -> dict[str, Any]:
 
 
 def sweep_run() -> int:
-    """A BBC News fine-tune of the base encoder and a done seqlen sweep of it: time per token
-    lowest at 64 tokens, attention overtaking the feed-forward block at 256."""
-    bbc = add_run("finetune", {}, L.BASE, "bbc-news", None, accuracy=0.95, size_mb=90.9)
-    step = L.BY_KEY["seqlen"].steps[1]
+    """A done seqlen sweep of the base encoder on BBC News texts, as lesson 5 queues it: time
+    per token lowest at 64 tokens, attention overtaking the feed-forward block at 256."""
+    (step,) = L.BY_KEY["seqlen"].steps
     timings = {16: (4.0, 1.0, 2.0), 32: (5.0, 1.5, 2.5), 64: (6.4, 2.0, 3.2),
                128: (14.0, 6.0, 6.0), 256: (40.0, 22.0, 14.0), 512: (130.0, 90.0, 30.0)}
     sweep = [{"role": "self", "seq_len": n, "batch_size": 1, "runtime": "eager", "p50_ms": p,
@@ -72,9 +71,8 @@ def sweep_run() -> int:
               "attention_ms": a, "ffn_ms": f, "attention_share": a / p}
              for n, (p, a, f) in timings.items()]
     job = store.enqueue("seqlen", {"type": "SeqlenConfig", "version": 1,
-                                   "data": dict(step.values)}, f"job:{bbc}", step.dataset,
-                        parent_id=bbc)
-    store.save_results(job, {"model": f"job:{bbc}", "dataset": step.dataset, "device": "cpu",
+                                   "data": dict(step.values)}, step.model, step.dataset)
+    store.save_results(job, {"model": step.model, "dataset": step.dataset, "device": "cpu",
                              "seqlen_sweep": sweep, "attention_split": split}, [], [])
     store.finish(job, None)
     return job
@@ -162,9 +160,9 @@ def test_every_lesson_reads_its_stored_runs() -> None:
     # 4: chained 3-layer student + int8; teacher 12 ms at batch 1 (eager, paired rows)
     assert "the 3-layer student was 1.90x faster than the teacher and int8 made it 2.9x " \
            "faster again, about 5.5x in all (eager, paired at each step), at 83.8% accuracy" in body
-    # 5: sequence length
-    assert "took 4.0 ms at 16 tokens and 130.0 ms at 512 (batch 1): 32x the length, 32.5x " \
-           "the time" in body
+    # 5: sequence length, on the base encoder itself
+    assert "On this machine, MiniLM-L6 (the base encoder) on BBC News texts took 4.0 ms at 16 " \
+           "tokens and 130.0 ms at 512 (batch 1): 32x the length, 32.5x the time" in body
     assert "The time per token was lowest at 64 tokens (100 µs)" in body
     assert "it overtook the feed-forward block at 256 tokens" in body
     # 90 ms of attention at 512 tokens against the best rate, 2 ms per 64 tokens: 16 ms
@@ -210,11 +208,11 @@ def test_run_it_queues_exactly_the_missing_jobs_and_only_once() -> None:
     assert quantized.model == f"job:{student.id}" and quantized.parent_id == student.id, \
         "lesson 4 chains int8 on lesson 3's 3-layer student, not on a new one"
     assert store.get_job(student.id).parent_id == t
-    sweep = store.list_jobs(method="seqlen")[0]
-    bbc = store.list_jobs(method="finetune", limit=1)[0]
-    assert (bbc.model, bbc.dataset) == ("minilm-l6", "bbc-news")
-    assert (sweep.model, sweep.dataset, sweep.parent_id) == (f"job:{bbc.id}", "bbc-news", bbc.id)
-    assert sweep.config["data"]["lengths"] == L.LENGTHS
+    (sweep,) = store.list_jobs(method="seqlen")
+    assert (sweep.model, sweep.dataset, sweep.parent_id) == ("minilm-l6", "bbc-news", None), \
+        "lesson 5 sweeps the base encoder itself"
+    assert sweep.config["data"]["lengths"] == L.LENGTHS and sweep.config["data"]["split"]
+    assert [j.id for j in store.list_jobs(method="finetune")] == [t], "no fine-tune is queued"
 
 
 def test_a_chained_step_on_a_new_student_waits_on_the_job_just_queued() -> None:
@@ -308,17 +306,18 @@ def test_lesson_5_reads_what_a_real_seqlen_job_stores(tiny_model_dir, tiny_csv) 
     rows = L.sweep_rows(run)
     assert list(rows["seq_len"]) == [16, 32] and rows["attention_ms"].notna().all()
     lines = L.seqlen_takeaways(rows, None)
-    assert lines[0].startswith("On this machine, the BBC News classifier took")
+    assert lines[0].startswith("On this machine, MiniLM-L6 (the base encoder) on BBC News "
+                               "texts took")
     assert any(line.startswith("Attention took") for line in lines)
 
 
 def test_a_lesson_waiting_for_its_jobs_says_so() -> None:
-    add_run("finetune", {}, L.BASE, "bbc-news", None, accuracy=0.95, size_mb=90.9)
     at = page()
+    assert at.button(key="learn_run_seqlen").label == "Run it (1 job)"
     at.button(key="learn_run_seqlen").click().run()
-    sweep = store.list_jobs(method="seqlen")[0]
-    assert sweep.model == f"job:{store.list_jobs(method='finetune')[0].id}", \
-        "the sweep runs on the BBC News fine-tune already there"
+    assert [(j.method, j.model) for j in store.list_jobs()] == [("seqlen", L.BASE)], \
+        "the sweep runs on the base encoder at once: nothing to build or wait for first"
+    (sweep,) = store.list_jobs()
     at = page()
     assert any(f"Waiting for job {sweep.id} (queued, 0%)" in c.value for c in at.caption)
     assert L.BY_KEY["seqlen"].empty in [i.value for i in at.info], "no sweep finished yet"

@@ -12,7 +12,8 @@ from storage.models import Job
 from tests.conftest import ROOT
 
 PAGES = ["pages/home.py", "pages/models.py", "pages/compress.py", "pages/jobs.py",
-         "pages/results.py", "pages/class_.py", "pages/heads.py", "pages/attention.py"]
+         "pages/results.py", "pages/class_.py", "pages/heads.py", "pages/attention.py",
+         "pages/learn.py", "pages/hurts.py"]
 NAME = "tester"
 
 

@@ -329,6 +329,9 @@ def lesson_seqlen_figure(rows: pd.DataFrame) -> go.Figure:
                       xaxis={"title": "sequence length (tokens)", "type": "category",
                              "automargin": True},
                       yaxis={"title": "median latency (ms)", "automargin": True})
+    return fig
+
+
 # --------------------------------------------------------------------------- where it hurts
 # (the sensitivity map, engine/reports/sensitivity.py: rows are the embeddings then each layer)
 
