@@ -69,6 +69,12 @@ def follow(search_id: int) -> None:
                       on_click=lambda: search.cancel(search_id, owner=attendee()))
     (st.info if running else st.success if rec.get("winner") else st.warning)(
         plain(rec.get("message") or ""))
+    if rec.get("prediction_source") == "prior":
+        st.caption("Accuracy predicted from priors: this model has no sensitivity map yet "
+                   f"(`python -m engine submit sensitivity --model {rec['model']}` makes one).")
+    elif rec.get("sensitivity_job"):
+        st.caption(f"Accuracy predicted from the sensitivity map of job "
+                   f"{rec['sensitivity_job']}; selection is on measured validation accuracy.")
     rows = pd.DataFrame([{"chain": c["chain"], "job": c["id"], "status": c["status"],
                           "val_accuracy": c["val_accuracy"],
                           "speedup": (c.get("speedup_vs_start") or {}).get(

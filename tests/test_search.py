@@ -146,7 +146,9 @@ def test_a_short_search_ends_with_a_winner_or_says_none_met_it(tiny_model_dir, t
     assert result["minutes"] is not None
 
 
-def test_bad_input_queues_nothing(tiny_model_dir, tiny_csv) -> None:
+def test_bad_input_queues_nothing(tiny_model_dir, tiny_csv, tmp_path) -> None:
+    import shutil
+
     from engine.search import records
 
     base = ["search", "--model", str(tiny_model_dir), "--dataset", f"csv:{tiny_csv}", *FAST]
@@ -160,6 +162,12 @@ def test_bad_input_queues_nothing(tiny_model_dir, tiny_csv) -> None:
         assert code == 2 and words in err, (extra, err)
     code, _, err = cli("search", "--model", "minilm-l6", "--max-drop", "0.01")
     assert code == 2 and "no classification head" in err
+    quantized = tmp_path / "int8"
+    shutil.copytree(tiny_model_dir, quantized)
+    (quantized / "lab_meta.json").write_text(json.dumps(
+        {"changes": [{"kind": "quantized", "scheme": "int8-dynamic"}]}))
+    code, _, err = cli("search", "--model", str(quantized), "--max-drop", "0.01")
+    assert code == 2 and "already quantized" in err
     assert store.list_jobs() == [] and records.list_searches() == []
 
 
@@ -196,9 +204,10 @@ def test_the_search_page_renders_and_shows_a_search(monkeypatch) -> None:
     from engine.search import records
 
     sid = records.create({"status": "done", "model": "default", "dataset": "rotten-tomatoes",
+                          "winner": 3, "prediction_source": "prior",
                           "owner": "ann", "constraints": P.Constraints().__dict__,
                           "message": "The winner is job 3: distill to 3 layers.",
-                          "winner": None, "minutes": 1.5, "candidates": [
+                          "minutes": 1.5, "candidates": [
                               {"id": 3, "jobs": [3], "chain": "distill to 3 layers",
                                "status": "met", "val_accuracy": 0.81,
                                "predicted": {"speedup": 2.0, "drop": 0.004},
@@ -207,8 +216,31 @@ def test_the_search_page_renders_and_shows_a_search(monkeypatch) -> None:
     monkeypatch.setattr(S, "launch", lambda *a, **k: launched.append((a, k)) or sid + 1)
     at = AppTest.from_file(str(ROOT / "pages" / "search.py"), default_timeout=30).run()
     assert not at.exception
-    assert any("distill to 3 layers" in m.value for m in at.markdown) or at.dataframe
+    assert at.dataframe[0].value["chain"].tolist() == ["distill to 3 layers"]
+    assert "The winner is job 3" in at.success[0].value
     at.button(key="search_start").click().run()
     assert not at.exception and launched
     (model, dataset, cons, owner), _ = launched[0]
     assert cons.max_drop == pytest.approx(0.01) and cons.batch == 32
+
+
+def test_the_page_refuses_a_bad_budget_and_cancels_a_running_search() -> None:
+    import os
+    import socket
+
+    from streamlit.testing.v1 import AppTest
+
+    from engine.search import records
+
+    sid = records.create({"status": "running", "model": "default", "owner": "",
+                          "dataset": "rotten-tomatoes", "constraints": P.Constraints().__dict__,
+                          "pid": os.getpid(), "host": socket.gethostname(),
+                          "message": "running distill to 3 layers", "candidates": []})
+    at = AppTest.from_file(str(ROOT / "pages" / "search.py"), default_timeout=30).run()
+    at.number_input(key="search_drop").set_value(0.0)
+    at.button(key="search_start").click().run()
+    assert not at.exception
+    assert any("admits no candidate" in e.value for e in at.error)
+    assert [r["id"] for r in records.list_searches()] == [sid]  # nothing launched
+    at.button(key=f"search_cancel_{sid}").click().run()
+    assert records.load(sid)["cancel_requested"]

@@ -423,17 +423,17 @@ def rank(cands: list[Candidate], cons: Constraints, allowed: float) -> list[Cand
 
 
 def closest_to_ceiling(cands: list[Candidate], cons: Constraints) -> str | None:
-    """When no candidate is predicted to meet a ceiling: a sentence with the closest one."""
-    if cons.max_latency_ms is not None and all(c.predicted["ms"] > 1.1 * cons.max_latency_ms
-                                               for c in cands):
-        best = min(cands, key=lambda c: c.predicted["ms"])
-        return (f"no candidate can meet the latency ceiling of {cons.max_latency_ms:g} ms at "
-                f"batch {cons.batch}: the fastest the lab can make is {best.label}, predicted "
-                f"at {best.predicted['ms']:.1f} ms (eager); raise --max-latency-ms")
-    if cons.max_size_mb is not None and all(c.predicted["size_mb"] > 1.1 * cons.max_size_mb
-                                            for c in cands):
-        best = min(cands, key=lambda c: c.predicted["size_mb"])
-        return (f"no candidate can meet the size ceiling of {cons.max_size_mb:g} MB: the "
-                f"smallest the lab can make is {best.label}, predicted at "
-                f"{best.predicted['size_mb']:.1f} MB; raise --max-size-mb")
+    """When no candidate is predicted to meet a ceiling (within 10 %): a sentence naming the
+    closest one; None when some candidate may meet every ceiling."""
+    ceilings = (("ms", cons.max_latency_ms, f"latency ceiling of {{:g}} ms at batch "
+                 f"{cons.batch}", "fastest", "{:.1f} ms (eager)", "--max-latency-ms"),
+                ("size_mb", cons.max_size_mb, "size ceiling of {:g} MB", "smallest",
+                 "{:.1f} MB", "--max-size-mb"))
+    for key, ceiling, what, best_word, value, flag in ceilings:
+        if ceiling is None or any(c.predicted[key] <= 1.1 * ceiling for c in cands):
+            continue
+        best = min(cands, key=lambda c: c.predicted[key])
+        return (f"no candidate can meet the {what.format(ceiling)}: the {best_word} the lab "
+                f"can make is {best.label}, predicted at {value.format(best.predicted[key])};"
+                f" raise {flag}")
     return None

@@ -67,10 +67,21 @@ def check_request(model: str, dataset: str, cons: P.Constraints, owner: str | No
         raise LabError(f"{model} has no classification head, so there is no accuracy to keep: "
                        f"fine-tune it first (`python -m engine submit finetune --model "
                        f"{model}`), then search its job:ID, or search `default`")
+    if card.get("path") and _is_quantized(card["path"]):
+        raise LabError(f"{model} is already quantized, and a quantized model is not compressed "
+                       f"further: search the float model it was made from")
     if card.get("source") == "preset":
         raise LabError(f"{model} has random weights: its accuracy means nothing, so an "
                        f"accuracy budget cannot be kept; search a trained model")
     return card
+
+
+def _is_quantized(path: str) -> bool:
+    from engine.toolkit.architecture import changes_of, has_kind
+    from engine.toolkit.checkpoints import read_meta
+
+    meta = read_meta(path)
+    return bool(meta) and has_kind(changes_of(meta), "quantized")
 
 
 # --------------------------------------------------------------------------- running jobs
@@ -336,7 +347,8 @@ class Run:
             pick = self.next_candidate()
             if pick is None:
                 break
-            ran += 1
+            # a chain whose every step another one ran costs nothing: it does not count
+            ran += any(pick.steps[:n] not in self.jobs for n in range(1, len(pick.steps) + 1))
             if not self.run_candidate(pick):
                 if records.cancel_requested(self.rec["id"]):
                     return self.finish(CANCELLED, "cancelled")
@@ -393,7 +405,8 @@ class Run:
                 parent = self.jobs[prefix]
                 continue
             s = prefix[-1]
-            self.save(message=f"running {c.label}: {s.label}")
+            self.save(message=f"running {c.label}" + (
+                f" (step {n} of {len(c.steps)}: {s.label})" if len(c.steps) > 1 else ""))
             began, guess = time.monotonic(), self.prep.chain_seconds((s,))
             kwargs = {"from_job": parent} if parent is not None else {"model": self.prep.model}
             job_id = submit(s.method, dataset=self.prep.dataset, values=s.config(),
@@ -526,11 +539,11 @@ def winner_report(start_job: int | None, winner: dict[str, Any]) -> dict[str, An
         test = mcnemar(a, b)
         out.update(accuracy_delta_vs_start=delta, delta_ci=[dlow, dhigh],
                    mcnemar_p=test.p_value, start_test_accuracy=sum(a) / len(a))
-        change = "lower" if delta < 0 else "higher"
+        change = ("the same as the start" if delta == 0 else f"{abs(100 * delta):.2f} points "
+                  f"{'below' if delta < 0 else 'above'} the start")
         words.append(f"On the test split ({len(idx)} examples) it scores {100 * acc:.1f} % "
-                     f"(95 % interval {100 * low:.1f}-{100 * high:.1f} %), "
-                     f"{abs(100 * delta):.2f} points {change} than the start "
-                     f"(interval {100 * dlow:+.2f} to {100 * dhigh:+.2f}).")
+                     f"(95 % interval {100 * low:.1f}-{100 * high:.1f} %), {change} "
+                     f"(difference interval {100 * dlow:+.2f} to {100 * dhigh:+.2f} points).")
         words.append(test.sentence("the start", f"job {job.id}"))
     out["sentence"] = " ".join(words)
     return out

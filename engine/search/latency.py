@@ -18,6 +18,7 @@ from typing import Any
 
 from engine.reports.search_plan import LatencyTable
 from engine.search import records
+from engine.toolkit.config import LabError
 from storage import jobs as store
 
 ROUNDS, WARMUP = 12, 2
@@ -50,7 +51,10 @@ def measure_table(model_id: str, batch: int, seq_len: int, texts: list[str]) -> 
     ref = M.resolve(model_id)
     model = M.load_classifier(ref).to(device).eval()
     tokenizer = M.load_tokenizer(ref)
-    layers = model.base_model.encoder.layer
+    layers = getattr(getattr(model.base_model, "encoder", None), "layer", None)
+    if layers is None or (len(layers) and not hasattr(layers[0].attention, "self")):
+        raise LabError(f"{model_id}: the search plans over BERT-style encoders (BERT, MiniLM); "
+                       f"{type(model).__name__} has another layout")
     n, cfg = len(layers), model.config
     heads = layers[0].attention.self.num_attention_heads if n else cfg.num_attention_heads
     d = layers[0].attention.self.attention_head_size if n else cfg.hidden_size // heads
