@@ -27,15 +27,18 @@ with st.form("search_form"):
                           key="search_drop", help="1 = one accuracy point")
     batch = b.selectbox("Batch size", [32, 1], key="search_batch")
     minutes = c.number_input("Minutes", 1, 600, 60, key="search_minutes")
-    a, b, c = st.columns(3)
-    latency = a.number_input("Latency ceiling, ms (0: none)", 0.0, value=0.0,
+    a, b, c, d = st.columns(4)
+    retained = a.number_input("Or keep at least this % of it (0: off)", 0.0, 100.0, 0.0, 0.5,
+                              key="search_retained")
+    latency = b.number_input("Latency ceiling, ms (0: none)", 0.0, value=0.0,
                              key="search_latency")
-    size = b.number_input("Size ceiling, MB (0: none)", 0.0, value=0.0, key="search_size")
-    objective = c.segmented_control("Objective", ["speed", "size"], default="speed",
+    size = c.number_input("Size ceiling, MB (0: none)", 0.0, value=0.0, key="search_size")
+    objective = d.segmented_control("Objective", ["speed", "size"], default="speed",
                                     key="search_objective")
     start = st.form_submit_button("Start search", type="primary", key="search_start")
 if start:
-    cons = Constraints(max_drop=drop / 100, batch=batch, minutes=float(minutes),
+    cons = Constraints(max_drop=drop / 100 if drop or not retained else None,
+                       min_retained=retained / 100 or None, batch=batch, minutes=float(minutes),
                        max_latency_ms=latency or None, max_size_mb=size or None,
                        objective=objective or "speed")
     try:

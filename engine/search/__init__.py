@@ -453,6 +453,9 @@ class Run:
             return f"over the latency ceiling ({row['p50_ms']:.1f} ms)"
         if cons.max_size_mb is not None and (row["size_mb"] or 0) > cons.max_size_mb:
             return f"over the size ceiling ({row['size_mb']:.1f} MB)"
+        x = (row["speedup_vs_start"] or {}).get(str(cons.batch))
+        if cons.objective == "speed" and x is not None and x <= 1.0:
+            return f"not faster than the start ({x:.2f}x at batch {cons.batch})"
         return "met"
 
     def finish(self, status: str, message: str | None) -> dict[str, Any]:
@@ -484,6 +487,15 @@ class Run:
         if not ran:
             return ("no candidate met it: none could run within the time budget; give more "
                     "--minutes")
+        kept = [r for r in ran if self.start_val - r["val_accuracy"] <= self.allowed]
+        if kept:  # the accuracy held, a ceiling or the speed did not
+            key = str(self.prep.cons.batch)
+            best = (max(kept, key=lambda r: (r.get("speedup_vs_start") or {}).get(key) or 0)
+                    if self.prep.cons.objective == "speed"
+                    else min(kept, key=lambda r: r.get("size_mb") or float("inf")))
+            return (f"no candidate met it: {len(ran)} ran and {len(kept)} kept the accuracy "
+                    f"budget, but the closest, {best['chain']} (job {best['jobs'][-1]}), is "
+                    f"{best['status']}; loosen the ceiling or give more time")
         best = max(ran, key=lambda r: r["val_accuracy"])
         return (f"no candidate met it: {len(ran)} ran; the closest was {best['chain']} (job "
                 f"{best['jobs'][-1]}) at {100 * (self.start_val - best['val_accuracy']):.2f} "
