@@ -245,6 +245,7 @@ def search(model: str, dataset: str, cons: P.Constraints, owner: str | None = No
            on_update=None) -> dict[str, Any]:
     """Check, plan, run and report one search; return its final record. Bad input raises
     LabError before any candidate is queued (with `search_id`, the record says so too)."""
+    t0 = time.monotonic()  # the budget counts from here: planning and measuring too
     try:
         card = check_request(model, dataset, cons, owner, methods)
         prep = Prepared(model, dataset, cons, owner, methods, train_steps, card)
@@ -260,7 +261,7 @@ def search(model: str, dataset: str, cons: P.Constraints, owner: str | None = No
     if rec["cancel_requested"]:
         records.save({**rec, "status": CANCELLED, "message": "cancelled before it started"})
         return records.load(search_id)
-    return Run(prep, rec, max_candidates, on_update).go()
+    return Run(prep, rec, max_candidates, on_update, t0).go()
 
 
 class Run:
@@ -268,10 +269,10 @@ class Run:
     steps (reusing a prefix another candidate ran), measure, re-predict, record."""
 
     def __init__(self, prep: Prepared, rec: dict[str, Any], max_candidates: int | None,
-                 on_update=None):
+                 on_update=None, t0: float | None = None):
         self.prep, self.rec, self.max_candidates = prep, rec, max_candidates
         self.on_update = on_update or (lambda rec: None)
-        self.t0 = time.monotonic()
+        self.t0 = time.monotonic() if t0 is None else t0
         self.deadline = self.t0 + prep.cons.minutes * 60
         self.jobs: dict[tuple[P.Step, ...], int] = {}  # prefix -> its done job
         self.val: dict[int, float] = {}  # job id -> validation accuracy
@@ -319,6 +320,9 @@ class Run:
             if self.current is not None:
                 store.request_cancel(self.current)
             self.finish(CANCELLED, "cancelled")
+            raise
+        except LabError as exc:  # e.g. the start could not be evaluated
+            self.save(status="failed", message=f"{exc}; the candidates it finished are kept")
             raise
         except Exception as exc:  # a bug: say so on the record, keep what finished
             self.save(status="failed", message=f"the search stopped on an unexpected error: "
@@ -409,8 +413,13 @@ class Run:
                 f" (step {n} of {len(c.steps)}: {s.label})" if len(c.steps) > 1 else ""))
             began, guess = time.monotonic(), self.prep.chain_seconds((s,))
             kwargs = {"from_job": parent} if parent is not None else {"model": self.prep.model}
-            job_id = submit(s.method, dataset=self.prep.dataset, values=s.config(),
-                            owner=self.prep.owner, **kwargs)
+            try:
+                job_id = submit(s.method, dataset=self.prep.dataset, values=s.config(),
+                                owner=self.prep.owner, **kwargs)
+            except LabError as exc:  # refused (a queue cap, a check on its input): the next
+                self.state[c.label] = f"refused ({s.label}: {exc})"
+                self.save()
+                return False
             self.jobs[prefix] = self.current = job_id  # shown while it runs
             job = execute(job_id, self.rec["id"], self.deadline)
             self.current = None
