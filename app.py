@@ -27,6 +27,7 @@ page = st.navigation([
     st.Page("pages/compress.py", title="Compress", icon=":material/compress:"),
     st.Page("pages/heads.py", title="Heads", icon=":material/grid_view:"),
     st.Page("pages/jobs.py", title="Jobs", icon=":material/pending_actions:"),
+    st.Page("pages/search.py", title="Search", icon=":material/travel_explore:"),
     st.Page("pages/results.py", title="Results", icon=":material/scatter_plot:"),
     st.Page("pages/class_.py", title="Class", icon=":material/groups:"),
     st.Page("pages/attention.py", title="Attention", icon=":material/visibility:"),

@@ -7,6 +7,9 @@
     python -m engine jobs [--owner NAME] [--json]
     python -m engine show JOB_ID [--json]
     python -m engine cancel|delete JOB_ID [--owner NAME] [--token TOKEN]
+    python -m engine search --model M --max-drop 0.01 [--min-retained R] --batch 32
+                            --minutes 60 [--max-latency-ms X] [--max-size-mb Y]
+                            [--objective speed|size] [--owner NAME] [--json]
 
 Readers (jobs, show, submit) reap first: a job whose worker stopped responding shows as
 re-queued or failed, with the reason.
@@ -86,6 +89,8 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("job_id", type=int)
     _owner_arg(d, token=True)
 
+    _search_parser(sub)
+
     pk = sub.add_parser("pack", help="carry runs to another lab: one checked file")
     pk_sub = pk.add_subparsers(dest="pack_command", required=True)
     pe = pk_sub.add_parser("export", help="write chosen runs (and their lineage) to FILE")
@@ -96,6 +101,85 @@ def _parser() -> argparse.ArgumentParser:
     pi = pk_sub.add_parser("import", help="load a pack into this lab")
     pi.add_argument("file")
     return p
+
+
+def _search_parser(sub) -> None:
+    se = sub.add_parser("search", help="the fastest (or smallest) model within an accuracy "
+                        "budget: plans, runs and compares candidate chains")
+    se.add_argument("--model", default="default", help="the starting model (default: default)")
+    se.add_argument("--dataset", default="rotten-tomatoes")
+    se.add_argument("--max-drop", type=float, default=None, help="accuracy points lost at "
+                    "most, as a fraction (0.01 = one point), on the validation split")
+    se.add_argument("--min-retained", type=float, default=None, help="share of the "
+                    "validation accuracy kept at least (0.99 = 99 %%)")
+    se.add_argument("--batch", type=int, default=32, help="batch size the speed is judged at "
+                    "(1 or 32)")
+    se.add_argument("--minutes", type=float, default=60.0, help="time budget (default 60)")
+    se.add_argument("--max-latency-ms", type=float, default=None, help="latency ceiling at "
+                    "--batch (the candidate's fastest runtime)")
+    se.add_argument("--max-size-mb", type=float, default=None, help="size ceiling on disk")
+    se.add_argument("--objective", choices=("speed", "size"), default="speed")
+    se.add_argument("--methods", default=None, help="comma-separated subset of distill, "
+                    "prune-layers, prune-heads, lowrank, quantize (default: all)")
+    se.add_argument("--train-steps", type=int, default=0, help="training steps of each "
+                    "distill / recovery step (default: each method's own)")
+    se.add_argument("--max-candidates", type=int, default=None, help="run at most N chains")
+    se.add_argument("--search-id", type=int, default=None, help=argparse.SUPPRESS)
+    se.add_argument("--cancel", type=int, default=None, metavar="SEARCH_ID",
+                    help="cancel a running search (it keeps what it finished)")
+    _owner_arg(se)
+    se.add_argument("--json", action="store_true", help="print one JSON object")
+
+
+def _run_search(args: argparse.Namespace) -> int:
+    """The `search` verb: runs in this process (its jobs through the worker's executor step);
+    `--search-id` runs a search the Search page recorded; `--cancel` stops one."""
+    from engine import search as S
+    from engine.reports.search_plan import Constraints
+
+    if args.cancel is not None:
+        print(S.cancel(args.cancel, owner=args.owner))
+        return EXIT_OK
+    _quiet_libraries()
+    if args.search_id is not None:
+        rec = S.records.load(args.search_id)
+        cons = Constraints(**rec["constraints"])
+        model, dataset, owner = rec["model"], rec["dataset"], rec["owner"]
+        methods, steps = tuple(rec["methods"]), rec["train_steps"]
+        limit = rec.get("max_candidates")
+    else:
+        cons = Constraints(max_drop=args.max_drop, min_retained=args.min_retained,
+                           batch=args.batch, minutes=args.minutes,
+                           max_latency_ms=args.max_latency_ms, max_size_mb=args.max_size_mb,
+                           objective=args.objective)
+        model, dataset, owner = args.model, args.dataset, args.owner
+        methods = tuple(m.strip() for m in args.methods.split(",")) if args.methods \
+            else S.METHODS
+        steps, limit = args.train_steps, args.max_candidates
+
+    said: list[str] = []
+
+    def show(rec: dict[str, Any]) -> None:  # progress on stderr, each new message once
+        if rec.get("message") and rec["message"] not in said[-1:]:
+            said.append(rec["message"])
+            print(f"search {rec['id']}: {rec['message']}", file=sys.stderr)
+
+    try:
+        rec = S.search(model, dataset, cons, owner=owner, methods=methods, train_steps=steps,
+                       max_candidates=limit, search_id=args.search_id, on_update=show)
+    except KeyboardInterrupt:  # the search recorded itself as cancelled, with what it kept
+        print("\nsearch interrupted: cancelled, it keeps the candidates it finished",
+              file=sys.stderr)
+        return EXIT_FAILED
+    if args.json:
+        print(json.dumps(S.result_json(rec), default=str))
+    else:
+        for c in rec["candidates"]:
+            acc = c["val_accuracy"]
+            print(f"  {c['chain']:<48} job {c['id'] or '-':>4}  val "
+                  f"{'-' if acc is None else f'{acc:.4f}'}  {c['status']}")
+        print(rec["message"])
+    return EXIT_OK if rec.get("winner") else EXIT_FAILED
 
 
 def _owner_arg(p: argparse.ArgumentParser, token: bool = False) -> None:
@@ -188,6 +272,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         delete_run(args.job_id, owner=args.owner, token=args.token)
         print(f"deleted job {args.job_id}")
         return EXIT_OK
+    if args.command == "search":
+        return _run_search(args)
     if args.command == "pack":
         from engine import packs
 

@@ -1,0 +1,248 @@
+"""Budget-first search: the planner's ranking on a hand-made latency table, prediction from a
+hand-made sensitivity map, a short search on a tiny random BERT, bad input, the page."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from engine.reports import search_plan as P
+from engine.toolkit.config import LabError
+from storage import jobs as store
+from tests.conftest import ROOT
+
+# 4 layers x 4 heads: fixed 2 ms, a layer 10 ms of which 4 heads x 1 ms
+TABLE = P.LatencyTable(fixed_ms=2.0, layer_ms=10.0, head_ms=1.0, layers=4, heads=4,
+                       hidden=32, intermediate=64, batch=32, int8_speedup={"int8-dynamic": 2.0})
+
+
+def sensitivity(layers: int = 4) -> dict:
+    """A map in engine/reports/sensitivity.py's shape: layer 0 matters most, 3 least."""
+    parts = ["embeddings", "query", "key", "value", "attn_out", "ffn_in", "ffn_out"]
+    quant = [{"layer": None, "part": "embeddings", "acc_drop": 0.001, "sqnr_db": 40.0}]
+    quant += [{"layer": i, "part": p, "acc_drop": 0.0005, "sqnr_db": 35.0}
+              for i in range(layers) for p in parts[1:]]
+    return {"split": "validation", "examples": 100, "base_accuracy": 0.8, "layers": layers,
+            "parts": parts, "quant": quant,
+            "layer_drop": [{"layer": i, "acc_drop": [0.08, 0.04, 0.02, 0.01][i]}
+                           for i in range(layers)],
+            "heads": [[4.0, 3.0, 2.0, 1.0] for _ in range(layers)], "latency_share": []}
+
+
+def test_latency_prediction_from_the_table() -> None:
+    assert P.predict_latency({}, TABLE) == pytest.approx(42.0)
+    assert P.predict_latency({"kept_layers": [0, 3]}, TABLE) == pytest.approx(22.0)
+    # half the heads: each layer loses 2 ms
+    assert P.predict_latency({"heads_removed": 0.5}, TABLE) == pytest.approx(34.0)
+    assert P.predict_latency({"int8": "int8-dynamic"}, TABLE) == pytest.approx(21.0)
+    # int8-static was never measured here: its prior
+    assert P.predict_latency({"int8": "int8-static"}, TABLE) == pytest.approx(
+        42.0 / P.PRIOR_INT8_SPEEDUP["int8-static"])
+
+
+def test_the_planner_ranks_by_predicted_speed_within_the_budget() -> None:
+    cands = P.plan(4, 4, ("distill", "prune-layers", "prune-heads"), ("int8-dynamic",))
+    P.predict(cands, TABLE, 10.0, None)
+    labels = {c.label for c in cands}
+    assert "distill to 1 layer → int8-dynamic" in labels and "int8-dynamic" in labels
+    assert all(c.steps[-1].method == "quantize" for c in cands if "int8" in c.label)
+    loose = P.rank(cands, P.Constraints(max_drop=0.5), 0.5)
+    speeds = [c.predicted["speedup"] for c in loose]
+    assert speeds == sorted(speeds, reverse=True)
+    assert loose[0].label == "distill to 1 layer → int8-dynamic"
+    # a tight budget keeps only what is predicted to lose little: int8 alone is first
+    tight = P.rank(cands, P.Constraints(max_drop=0.003), 0.003)
+    assert tight and tight[0].label == "int8-dynamic"
+    assert all(c.predicted["drop"] <= P.SLACK * 0.003 for c in tight)
+    # a latency ceiling drops what is predicted too slow
+    capped = P.rank(cands, P.Constraints(max_drop=0.5, max_latency_ms=15), 0.5)
+    assert capped and all(c.predicted["ms"] <= 16.5 for c in capped)
+
+
+def test_prediction_from_a_sensitivity_map() -> None:
+    sens = sensitivity()
+    # distill keeps the layers whose dropping hurts most
+    assert P.keep_layers(4, 2, sens) == [0, 1]
+    cands = P.plan(4, 4, ("distill",), ("int8-dynamic",), sens)
+    two = next(c for c in cands if c.label == "distill to 2 layers")
+    assert two.steps[0].config()["student_layers"] == [0, 1]
+    # dropping layers 2 and 3 (raw 0.02 + 0.01), distillation leaves 40 % of it
+    assert P.predict_drop(two.effect, 4, sens) == pytest.approx(0.4 * 0.03)
+    # int8 on what is kept: embeddings + 6 parts x 2 layers
+    both = next(c for c in cands if c.label == "distill to 2 layers → int8-dynamic")
+    assert P.predict_drop(both.effect, 4, sens) == pytest.approx(
+        0.4 * 0.03 + 0.001 + 12 * 0.0005)
+    # heads: the least important quarter of each layer (score 1 of 10)
+    heads = P.predict_drop({"heads_removed": 0.25}, 4, sens)
+    assert heads == pytest.approx(sum(0.5 * 0.5 * d * 0.1 for d in (0.08, 0.04, 0.02, 0.01)))
+    # a measured prefix replaces its prediction
+    P.predict([both], TABLE, 10.0, sens, measured={both.steps[:1]: 0.05})
+    assert both.predicted["drop"] == pytest.approx(0.05 + 0.001 + 12 * 0.0005)
+    # a map of another model (other depth) is ignored: the priors
+    assert P.keep_layers(6, 2, sens) is None
+
+
+@pytest.mark.parametrize("kwargs, words", [
+    ({"max_drop": 0}, "admits no candidate"),
+    ({"max_drop": 1.5}, "below 1"),
+    ({"max_drop": None, "min_retained": 1.5}, "between 0 and 1"),
+    ({"max_drop": None, "min_retained": 0}, "between 0 and 1"),
+    ({"max_drop": None}, "give an accuracy budget"),
+    ({"batch": 8}, "batch 1 and 32"),
+    ({"minutes": 0}, "some time"),
+])
+def test_bad_budgets_are_refused(kwargs, words) -> None:
+    with pytest.raises(LabError, match=words):
+        P.Constraints(**kwargs).check()
+
+
+# --------------------------------------------------------------------------- end to end
+
+FAST = ["--train-steps", "3", "--methods", "distill,prune-heads"]
+
+
+def cli(*args: str) -> tuple[int, str, str]:
+    import contextlib
+    import io
+
+    from engine.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(list(args))
+    return code, out.getvalue(), err.getvalue()
+
+
+def test_a_short_search_ends_with_a_winner_or_says_none_met_it(tiny_model_dir, tiny_csv
+                                                               ) -> None:
+    code, out, err = cli("search", "--model", str(tiny_model_dir), "--dataset",
+                         f"csv:{tiny_csv}", "--max-drop", "0.3", "--batch", "32",
+                         "--minutes", "10", "--max-candidates", "1", "--json", *FAST)
+    result = json.loads(out)
+    assert code in (0, 1), err
+    # the most promising chain ran (distill, then heads from its output); its first step is
+    # a candidate of its own, measured for free
+    ran = {c["chain"]: c for c in result["candidates"] if c["id"] is not None}
+    assert set(ran) == {"distill to 1 layer", "distill to 1 layer → remove 25% of heads"}
+    assert all(c["val_accuracy"] is not None for c in ran.values())
+    first, chained = (store.get_job(ran[k]["id"]) for k in ran)
+    assert first.status == chained.status == "done"
+    assert chained.method == "prune" and chained.parent_id == first.id  # from_job
+    assert {j.method for j in store.list_jobs()} == {"evaluate", "distill", "prune"}
+    if result["winner"]:
+        assert code == 0
+        winner = result["winner"]
+        assert winner["id"] in {c["id"] for c in ran.values() if c["status"] == "met"}
+        assert set(result["speedup_vs_start"]) >= {"32"}
+        assert result["speedup_runtime"] in ("eager", "compiled")
+        assert isinstance(result["accuracy_delta_vs_start"], float)
+        from engine.reports.files import recipe
+        from storage.queries import runs_table
+
+        runs = {r["id"]: r for r in runs_table()}
+        steps = recipe(runs, winner["id"])["steps"]
+        assert [s["method"] for s in steps][-1] == winner["method"]
+    else:
+        assert code == 1 and "no candidate met it" in result["message"]
+    assert result["minutes"] is not None
+
+
+def test_bad_input_queues_nothing(tiny_model_dir, tiny_csv, tmp_path) -> None:
+    import shutil
+
+    from engine.search import records
+
+    base = ["search", "--model", str(tiny_model_dir), "--dataset", f"csv:{tiny_csv}", *FAST]
+    for extra, words in [(["--max-drop", "0"], "admits no candidate"),
+                         (["--max-drop", "1.5"], "--max-drop 0.015"),
+                         (["--max-drop", "0.01", "--max-latency-ms", "0.000001"],
+                          "the fastest the lab can make is"),
+                         (["--max-drop", "0.01", "--minutes", "0.01"],
+                          "too little for one candidate")]:
+        code, _, err = cli(*base, *extra)
+        assert code == 2 and words in err, (extra, err)
+    code, _, err = cli("search", "--model", "minilm-l6", "--max-drop", "0.01")
+    assert code == 2 and "no classification head" in err
+    quantized = tmp_path / "int8"
+    shutil.copytree(tiny_model_dir, quantized)
+    (quantized / "lab_meta.json").write_text(json.dumps(
+        {"changes": [{"kind": "quantized", "scheme": "int8-dynamic"}]}))
+    code, _, err = cli("search", "--model", str(quantized), "--max-drop", "0.01")
+    assert code == 2 and "already quantized" in err
+    assert store.list_jobs() == [] and records.list_searches() == []
+
+
+def test_a_cancelled_search_keeps_what_it_finished(tiny_model_dir, tiny_csv) -> None:
+    from engine import search as S
+    from engine.search import records
+
+    cons = P.Constraints(max_drop=0.3, batch=32, minutes=10)
+    seen: list[str] = []
+
+    def cancel_after_one(rec: dict) -> None:  # the first candidate's job has finished
+        if any(c["val_accuracy"] is not None for c in rec["candidates"]) and not seen:
+            seen.append("x")
+            records.request_cancel(rec["id"])
+
+    rec = S.search(str(tiny_model_dir), f"csv:{tiny_csv}", cons, methods=("prune-heads",),
+                   train_steps=2, on_update=cancel_after_one)
+    assert rec["status"] == "cancelled" and "keeps the 1 candidate" in rec["message"]
+    kept = [c for c in rec["candidates"] if c["id"] is not None]
+    assert len(kept) == 1 and store.get_job(kept[0]["id"]).status == "done"
+    with pytest.raises(LabError, match="already ended"):
+        S.cancel(rec["id"])
+    code, _, err = cli("search", "--cancel", str(rec["id"]))
+    assert code == 2 and "already ended (cancelled)" in err
+
+
+# --------------------------------------------------------------------------- the page
+
+
+def test_the_search_page_renders_and_shows_a_search(monkeypatch) -> None:
+    from streamlit.testing.v1 import AppTest
+
+    from engine import search as S
+    from engine.search import records
+
+    sid = records.create({"status": "done", "model": "default", "dataset": "rotten-tomatoes",
+                          "winner": 3, "prediction_source": "prior",
+                          "owner": "ann", "constraints": P.Constraints().__dict__,
+                          "message": "The winner is job 3: distill to 3 layers.",
+                          "minutes": 1.5, "candidates": [
+                              {"id": 3, "jobs": [3], "chain": "distill to 3 layers",
+                               "status": "met", "val_accuracy": 0.81,
+                               "predicted": {"speedup": 2.0, "drop": 0.004},
+                               "speedup_vs_start": {"32": 1.9}, "size_mb": 40.0}]})
+    launched = []
+    monkeypatch.setattr(S, "launch", lambda *a, **k: launched.append((a, k)) or sid + 1)
+    at = AppTest.from_file(str(ROOT / "pages" / "search.py"), default_timeout=30).run()
+    assert not at.exception
+    assert at.dataframe[0].value["chain"].tolist() == ["distill to 3 layers"]
+    assert "The winner is job 3" in at.success[0].value
+    at.button(key="search_start").click().run()
+    assert not at.exception and launched
+    (model, dataset, cons, owner), _ = launched[0]
+    assert cons.max_drop == pytest.approx(0.01) and cons.batch == 32
+
+
+def test_the_page_refuses_a_bad_budget_and_cancels_a_running_search() -> None:
+    import os
+    import socket
+
+    from streamlit.testing.v1 import AppTest
+
+    from engine.search import records
+
+    sid = records.create({"status": "running", "model": "default", "owner": "",
+                          "dataset": "rotten-tomatoes", "constraints": P.Constraints().__dict__,
+                          "pid": os.getpid(), "host": socket.gethostname(),
+                          "message": "running distill to 3 layers", "candidates": []})
+    at = AppTest.from_file(str(ROOT / "pages" / "search.py"), default_timeout=30).run()
+    at.number_input(key="search_drop").set_value(0.0)
+    at.button(key="search_start").click().run()
+    assert not at.exception
+    assert any("admits no candidate" in e.value for e in at.error)
+    assert [r["id"] for r in records.list_searches()] == [sid]  # nothing launched
+    at.button(key=f"search_cancel_{sid}").click().run()
+    assert records.load(sid)["cancel_requested"]
