@@ -45,6 +45,11 @@ RUNS: dict[str, tuple[str, list[str], str]] = {
 OPTIONAL: dict[str, tuple[str, list[str], str]] = {
     "int8-static:mse": ("default", ["scheme=int8-static", "observer=mse"],
                         "calibrated on 256 examples, mse"),
+    # issue 17: accuracy-aware int8 against plain int8 (run "int8-dynamic:emb=0" beside it)
+    "int8-dynamic:max_drop=0.002": ("default", ["scheme=int8-dynamic", "embeddings=false",
+                                                "max_drop=0.002"],
+                                    "accuracy-aware, budget 0.2 points on validation; "
+                                    "compare with int8-dynamic:emb=0"),
 }
 GPU_RUNS: dict[str, tuple[str, list[str], str]] = {
     f"gpu:{s}": ("preset:bert-base", [f"scheme={s}", "embeddings=false", "max_length=128"],
@@ -117,6 +122,8 @@ def report(name: str, note: str, job: dict, wall: float) -> None:
     print(f"   accuracy {acc}")
     print(f"   size {m['size_mb']:.1f} MB, {m.get('size_ratio_vs_parent', 0):.2f}x smaller than "
           f"the parent; params {m['params']:,}")
+    if m.get("accuracy_aware"):
+        print(f"   {m['accuracy_aware']}")
     if m.get("why_not_faster"):
         print(f"   why not faster: {m['why_not_faster']}")
 
