@@ -47,3 +47,14 @@ def synchronize(device: str) -> None:
 
     if device.startswith("cuda"):
         torch.cuda.synchronize()
+
+
+def fast_bf16(device: str) -> bool:
+    """Does `device` multiply in bf16 natively (so bf16 autocast is faster, not emulated)?
+    CUDA: Ampere (sm80) or newer; CPU: AVX-512 BF16 or AMX instructions."""
+    import torch
+
+    if device.startswith("cuda"):
+        return torch.cuda.is_available() and torch.cuda.get_device_capability()[0] >= 8
+    probes = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")  # private, so guarded
+    return any(getattr(torch.cpu, name, lambda: False)() for name in probes)

@@ -37,25 +37,29 @@ class FinetuneConfig(MethodConfig):
     freeze_embeddings: bool = param(False, "Keep the word embeddings as pretrained (no "
                                     "gradient, no update): a faster step, less to overfit.",
                                     advanced=True)
-    bf16: bool = param(False, "Train under bf16 autocast (weights and optimizer stay fp32); "
-                       "faster only on hardware with bf16 matmuls (recent x86 CPUs, GPUs).",
-                       advanced=True)
+    precision: str = param("fp32", "Matmul precision of training: bf16 autocast (weights and "
+                           "optimizer stay fp32) is faster only where bf16 is native; auto: "
+                           "bf16 on such hardware (AVX-512 BF16/AMX CPUs, sm80+ GPUs), else "
+                           "fp32.", choices=("fp32", "bf16", "auto"), advanced=True)
 
 
 @register(FinetuneConfig)
 def apply(cfg: FinetuneConfig, ctx):
     """Train the input model (a new head when it has none) and keep the best validation step."""
     from engine.toolkit.contract import Produced
+    from engine.toolkit.device import fast_bf16
     from engine.toolkit.training import TrainSettings, train_classifier
 
     ctx.progress(0.0, "loading the model", force=True)
     model = ctx.load_input(require_head=False)
+    bf16 = cfg.precision == "bf16" or (cfg.precision == "auto" and fast_bf16(ctx.device))
     settings = TrainSettings(lr=cfg.lr, epochs=cfg.epochs, max_steps=cfg.max_steps,
                              batch_size=cfg.batch_size, max_length=cfg.max_length, seed=cfg.seed,
                              warmup_ratio=cfg.warmup_ratio, weight_decay=cfg.weight_decay,
                              eval_every=cfg.eval_every, patience=cfg.patience,
-                             freeze_embeddings=cfg.freeze_embeddings, bf16=cfg.bf16)
+                             freeze_embeddings=cfg.freeze_embeddings, bf16=bf16)
     info = train_classifier(model, ctx.tokenizer, ctx.dataset, settings, ctx, device=ctx.device)
+    info["train_precision"] = "bf16" if bf16 else "fp32"
     from engine.toolkit.architecture import chain
 
     # a compressed input keeps its architecture changes: the output reloads the same way
