@@ -159,3 +159,41 @@ def test_compress_says_which_runtime_was_fastest() -> None:
                in c for c in captions), captions
     assert any(c.startswith("Only eager was timed for this model (batch 32)")
                for c in captions), captions
+
+
+# --------------------------------------------------------------------------- the benchmark
+
+
+def test_bench_accounting_counts_lost_twice_and_reused_jobs() -> None:
+    from datetime import datetime, timedelta
+
+    from tests.benchmarks.bench_workshop import account, fair_share, percentile
+
+    assert percentile([], 95) is None
+    assert percentile([0.1, 0.2, 0.3, 0.4, 1.0], 50) == 0.3
+    assert abs(percentile([0.1, 0.2, 0.3, 0.4, 1.0], 95) - 0.88) < 1e-9  # linear
+
+    def row(i, status="done", attempts=1, reused_from=None, key=None):
+        return {"id": i, "status": status, "attempts": attempts, "reused_from": reused_from,
+                "work_key": key or f"k{i}"}
+
+    rows = [row(1, key="q"), row(2, attempts=0, reused_from=1, key="q"),
+            row(3, attempts=2, key="p"),  # claimed twice (a reaped worker)
+            row(4, key="p"),  # identical work that ran again instead of waiting
+            row(5, status="failed"), row(6, status="queued", attempts=0)]
+    acc = account([1, 2, 3, 4, 5, 6, 7], rows)
+    assert acc["executed"] == 3 and acc["run_twice"] == [3] and acc["duplicate_work"] == 1
+    assert acc["lost"] == [5, 6, 7] and acc["submitted"] == 7
+
+    t = datetime(2026, 12, 2, 7, 0)
+    starts = [("greedy", 0), ("greedy", 1), ("ada", 2), ("bob", 3), ("greedy", 4)]
+    jobs = [{"owner": o, "started_at": t + timedelta(seconds=s)} for o, s in starts]
+    verdict = fair_share(jobs + [{"owner": "greedy", "started_at": None}], "greedy",
+                         ["ada", "bob"])
+    assert verdict["fair"] and verdict["greedy_third"] == t + timedelta(seconds=4)
+    late = [{**j, "started_at": t + timedelta(seconds=9)} if j["owner"] == "bob" else j
+            for j in jobs]
+    assert not fair_share(late, "greedy", ["ada", "bob"])["fair"]
+    # decided before greedy's third started: both others already ran
+    assert fair_share(jobs[:4], "greedy", ["ada", "bob"])["fair"]
+    assert not fair_share(jobs[:3], "greedy", ["ada", "bob"])["fair"], "bob never started"
