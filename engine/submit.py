@@ -59,13 +59,9 @@ def ensure_teacher(owner: str | None = None, fresh: bool = False) -> int | None:
     cfg = recipe["config"]
     key = work_key(TEACHER["method"], cfg, TEACHER["model"], load_dataset(TEACHER["dataset"]),
                    None)
-    same = None if fresh else store.find_identical(key)
-    job_id = store.enqueue(TEACHER["method"], cfg, TEACHER["model"], TEACHER["dataset"],
-                           alias=DEFAULT_ALIAS, owner=check_owner(owner), work_key=key,
-                           waits_on=same[0] if same else None)
-    if same:
-        store.answer_waiters(_now())
-    return job_id
+    return store.enqueue(TEACHER["method"], cfg, TEACHER["model"], TEACHER["dataset"],
+                         alias=DEFAULT_ALIAS, owner=check_owner(owner), work_key=key,
+                         reuse=not fresh)
 
 
 def _cache_teacher(job_id: int, recipe: dict[str, Any]) -> None:
@@ -195,14 +191,10 @@ def submit(method: str, model: str = DEFAULT_ALIAS, dataset: str = "rotten-tomat
     parent_id = _input_job(model, owner)
     config = cfg.to_json()
     key = work_key(method, config, model, data, device)
-    same = None if fresh else store.find_identical(key)
-    if same is None or same[1] != DONE:
-        _check_queue_cap(owner)
-    job_id = store.enqueue(method, config, model, dataset, parent_id=parent_id, owner=owner,
-                           work_key=key, waits_on=same[0] if same else None)
-    if same is not None and same[1] == DONE:
-        store.answer_waiters(_now())
-    return job_id
+    # the reuse look-up, the cap (store.QueueFull, a LabError) and the insert: one atomic step
+    return store.enqueue(method, config, model, dataset, parent_id=parent_id, owner=owner,
+                         work_key=key, reuse=not fresh,
+                         max_queued=settings.max_queued_per_owner())
 
 
 def _now():
@@ -233,14 +225,6 @@ def check_owner(owner: str | None) -> str:
         raise LabError("the name must be plain text: letters, digits, spaces and . @ ' - _ "
                        "(no markup such as < > & or quotes)")
     return name
-
-
-def _check_queue_cap(owner: str) -> None:
-    cap = settings.max_queued_per_owner()
-    if cap and store.count_queued(owner) >= cap:
-        raise LabError(f"{owner} already has {cap} jobs waiting in the queue, the most one "
-                       f"person may have (LAB_MAX_QUEUED_PER_OWNER={cap}); wait for some to "
-                       f"start, or cancel some")
 
 
 # --------------------------------------------------------------------------- reuse

@@ -3,6 +3,7 @@
 import streamlit as st
 
 from engine.methods.registry import methods
+from engine.reports.runtimes import fastest_sentence
 from engine.submit import build_config
 from engine.toolkit.config import LabError
 from engine.worker import job_device
@@ -75,6 +76,9 @@ st.subheader(f"Recent {method} runs")
 jobs = store.list_jobs(limit=10, statuses=("done",), method=method)
 if not jobs:
     st.info(f"No {method} run has finished yet.")
+# float ONNX exports time a model under ONNX Runtime beside PyTorch: the fastest-runtime line
+exports = [store.job_as_dict(j) for j in store.list_jobs(
+    limit=200, statuses=("done",), method="export", refresh_first=False)]
 for job in jobs:
     d = store.job_as_dict(job)
     m = d["metrics"]
@@ -87,3 +91,6 @@ for job in jobs:
             st.markdown(m["explanation"])
         if m.get("speed_summary"):
             st.caption(m["speed_summary"])
+        fastest = fastest_sentence(d, exports)
+        if fastest:
+            st.caption(fastest)

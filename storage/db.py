@@ -11,6 +11,7 @@ password and says what to check; nothing is written.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import threading
@@ -177,6 +178,26 @@ def session_scope(url: str | None = None) -> Iterator[Session]:
         raise
     finally:
         session.close()
+
+
+def lock_for_write(s: Session, *names: str) -> None:
+    """Make the rest of `s`'s transaction exclusive for each of `names`, so that what it reads
+    and what it then writes are one atomic step (e.g. count an owner's queue, then insert).
+
+    SQLite: BEGIN IMMEDIATE, the database's one write lock taken now (waited for up to the
+    busy timeout): every writer serialises, and a read-then-write can never fail half-way with
+    "database is locked". PostgreSQL: one transaction-scoped advisory lock per name
+    (pg_advisory_xact_lock on a 64-bit hash), taken in sorted order so that two transactions
+    never wait on each other in a cycle; only transactions naming the same thing wait. Both
+    end with the transaction. Call it first in the session, before any other statement."""
+    dialect = s.get_bind().dialect.name
+    if dialect == "sqlite":
+        # pysqlite opens its own (deferred) transaction only before DML: this one comes first
+        s.execute(text("BEGIN IMMEDIATE"))
+    elif dialect == "postgresql":
+        for name in sorted(set(names)):
+            key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+            s.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
 
 
 def check(url: str | None = None) -> None:

@@ -3,6 +3,7 @@ owners, the per-owner cap, permissions, worker slots, the runner's one-line erro
 
 from __future__ import annotations
 
+import threading
 from datetime import timedelta
 
 import pytest
@@ -246,3 +247,60 @@ def test_unexpected_failure_is_one_plain_line_with_the_traceback_apart(monkeypat
                           "resubmit, or report it with them")
     assert "\n" not in d["error"] and "Traceback" in d["error_detail"]
     assert "KeyError" in d["error_detail"]
+
+
+# --------------------------------------------------------------------------- concurrent submits
+
+
+def _race(n: int, submit_one) -> tuple[list[int], list[str]]:
+    """`n` threads call `submit_one(i)` at the same moment (a barrier); returns the ids made and
+    the messages of the LabErrors raised. Any other exception fails the test."""
+    barrier = threading.Barrier(n)
+    ids: list[int] = []
+    refused: list[str] = []
+    others: list[str] = []
+
+    def one(i: int) -> None:
+        barrier.wait()
+        try:
+            ids.append(submit_one(i))
+        except LabError as exc:
+            refused.append(str(exc))
+        except Exception as exc:  # noqa: BLE001 - reported below
+            others.append(repr(exc))
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not others, others
+    return ids, refused
+
+
+def test_the_queue_cap_holds_under_concurrent_submits(tiny_csv, monkeypatch,
+                                                      tiny_model_dir) -> None:
+    """Eight submits of one owner at the same moment, cap 3: exactly 3 queue (the count and
+    the insert are one atomic step), the rest get the cap's message; rounds repeat the race."""
+    monkeypatch.setenv("LAB_MAX_QUEUED_PER_OWNER", "3")
+    args = dict(model=str(tiny_model_dir), dataset=f"csv:{tiny_csv}", fresh=True)
+    for round_ in range(4):
+        owner = f"attendee {round_}"
+        ids, refused = _race(8, lambda i, owner=owner: submit("evaluate", owner=owner,
+                                                 sets=[f"max_length={16 + i}"], **args))
+        assert len(ids) == 3 and len(refused) == 5, (round_, ids, refused)
+        assert all("LAB_MAX_QUEUED_PER_OWNER=3" in m for m in refused)
+        assert store.count_queued(owner) == 3
+
+
+def test_identical_concurrent_submits_run_once(tiny_csv, tiny_model_dir) -> None:
+    """Eight attendees submit the same work at the same moment: one job runs, the other seven
+    wait on it (the look-up of identical work and the insert are one atomic step)."""
+    args = dict(model=str(tiny_model_dir), dataset=f"csv:{tiny_csv}")
+    for round_ in range(3):
+        sets = [f"max_length={16 + round_}"]
+        ids, refused = _race(8, lambda i, sets=sets: submit("evaluate", owner=f"a{i}",
+                                                            sets=sets, **args))
+        assert len(ids) == 8 and not refused
+        runs = [i for i in ids if store.get_job(i).reused_from is None]
+        assert len(runs) == 1, (round_, [(i, store.get_job(i).reused_from) for i in ids])

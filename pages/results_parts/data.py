@@ -1,5 +1,6 @@
 """The runs the Results page reads (cached until a run is added) and the choices every
-section shares: dataset, batch size, devices, methods, runtime, axes."""
+section shares: whose runs (mine by default), dataset, batch size, devices, methods, runtime,
+axes."""
 
 from dataclasses import dataclass
 
@@ -8,6 +9,7 @@ import streamlit as st
 
 from engine.reports import compare
 from engine.reports import runs as runs_view
+from pages.ui import only_owner, owner_filter
 from storage import queries, settings
 
 
@@ -35,12 +37,21 @@ class View:
 
     url: str
     version: tuple
-    by_id: dict[int, dict]
-    runs: list[dict]
+    by_id: dict[int, dict]  # every finished run, whoever's (lineage, comparisons)
+    runs: list[dict]  # the chosen dataset's runs, whoever's (a model's other runtimes)
     sizes: list
     batch: int | None
     runtime: str
     frame: pd.DataFrame
+
+
+def pick_all(column, label: str, options: list, key: str) -> list:
+    """A multiselect that starts with every option, and starts again with every option when
+    they change (switching to everyone's runs, or another dataset, brings new methods)."""
+    if st.session_state.get(f"{key}_options") != options:
+        st.session_state[f"{key}_options"] = options
+        st.session_state[key] = list(options)
+    return column.multiselect(label, options, key=key)
 
 
 def choose() -> View | None:
@@ -51,11 +62,18 @@ def choose() -> View | None:
         st.info("No finished runs yet. The default teacher's job adds the first one; then "
                 "launch compression jobs from the Compress page.")
         return None
-    datasets = pd.Series([r["dataset"] for r in runs]).value_counts().index.tolist()
+    owner = owner_filter("results_everyone")
+    mine = only_owner(runs, owner)
+    if not mine:
+        st.info("None of your runs has finished yet: launch one from the Compress page, or "
+                "switch on Everyone's runs to see the whole lab's.")
+        return None
+    datasets = pd.Series([r["dataset"] for r in mine]).value_counts().index.tolist()
     c1, c2, c3, c4, c5 = st.columns(5)
     dataset = c1.selectbox("Dataset", datasets, key="results_dataset",
                            help="Accuracy is only comparable on the same test split.")
-    shown = [r for r in runs if r["dataset"] == dataset]
+    everyone = [r for r in runs if r["dataset"] == dataset]
+    shown = only_owner(everyone, owner)
     sizes = runs_view.batch_sizes(shown) or [None]
     batch = c2.selectbox("Batch size", sizes, index=sizes.index(32) if 32 in sizes else 0,
                          key="results_batch",
@@ -70,7 +88,7 @@ def choose() -> View | None:
     frame = runs_view.runs_frame(shown, batch, runtime)
     devices = sorted(frame["device"].dropna().unique())
     methods = sorted(frame["method"].unique())
-    device_pick = c4.multiselect("Device", devices, default=devices, key="results_devices")
-    method_pick = c5.multiselect("Method", methods, default=methods, key="results_methods")
+    device_pick = pick_all(c4, "Device", devices, "results_devices")
+    method_pick = pick_all(c5, "Method", methods, "results_methods")
     frame = frame[frame["device"].isin(device_pick) & frame["method"].isin(method_pick)]
-    return View(url, version, {r["id"]: r for r in runs}, shown, sizes, batch, runtime, frame)
+    return View(url, version, {r["id"]: r for r in runs}, everyone, sizes, batch, runtime, frame)

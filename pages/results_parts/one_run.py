@@ -11,6 +11,7 @@ from engine.reports import files
 from engine.reports.diagnosis import why_not_faster
 from engine.reports.lineage import HOW, family_tree
 from engine.reports.runs import FASTEST, primary_runtime, run_label, runtime_table
+from engine.reports.runtimes import fastest_sentence
 from pages.results_parts.data import View
 from storage import queries
 
@@ -41,10 +42,11 @@ def show(view: View) -> None:
     if row.timing_unreliable:
         st.warning(f"**Unreliable timing: re-time.** {row.timing_unreliable}",
                    icon=":material/timer_off:")
+    fastest = fastest_sentence(run, view.runs, [batch] if batch is not None else None)
+    if fastest:
+        st.markdown(f"**By runtime** (batch {batch}): {fastest}")
     by_runtime = runtime_table(run, batch)
     if len(by_runtime) > 1:
-        st.markdown(f"**By runtime** (batch {batch}): fastest here is "
-                    f"{by_runtime['runtime'].iloc[0]}.")
         st.dataframe(by_runtime, hide_index=True, key="results_runtimes",
                      column_config={"p50_ms": NUM(format="%.1f"), "iqr_ms": NUM(format="%.2f")})
     if run["metrics"].get("explanation"):

@@ -15,7 +15,7 @@ Where a job's files go is storage.artifacts.job_dir.
 
 from storage.jobs.catalogue import find_model, list_models, register_model
 from storage.jobs.delete import delete_job, dependents
-from storage.jobs.errors import JobNotFound, StaleClaim
+from storage.jobs.errors import JobNotFound, QueueFull, StaleClaim
 from storage.jobs.queue import (
     FAIR_SHARE_WINDOW_S,
     add_curve_points,
@@ -52,7 +52,8 @@ from storage.jobs.workers import (
 )
 
 __all__ = [
-    "FAIR_SHARE_WINDOW_S", "JobNotFound", "StaleClaim", "add_curve_points", "alive_workers",
+    "FAIR_SHARE_WINDOW_S", "JobNotFound", "QueueFull", "StaleClaim", "add_curve_points",
+    "alive_workers",
     "answer_waiters", "claim", "complete", "count_jobs", "count_queued", "delete_job",
     "dependents", "enqueue", "fail", "find_identical", "find_model", "finish", "get_job",
     "head_score_jobs", "job_as_dict", "latest_metrics_for", "list_jobs", "list_models",

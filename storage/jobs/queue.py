@@ -13,12 +13,12 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
-from storage.db import session_scope
+from storage.db import lock_for_write, session_scope
 from storage.jobs.catalogue import upsert_model
-from storage.jobs.errors import JobNotFound, StaleClaim
+from storage.jobs.errors import JobNotFound, QueueFull, StaleClaim
 from storage.jobs.guard import guarded_update
 from storage.jobs.results import write_results
 from storage.models import CANCELLED, DONE, FAILED, FINISHED, QUEUED, RUNNING, Job, utcnow
@@ -28,27 +28,50 @@ FAIR_SHARE_WINDOW_S = 3600.0  # worker time counted for fair share: the last hou
 
 def enqueue(method: str, config: dict[str, Any], model: str, dataset: str,
             parent_id: int | None = None, alias: str | None = None, owner: str = "",
-            work_key: str | None = None, waits_on: int | None = None) -> int:
+            work_key: str | None = None, waits_on: int | None = None, reuse: bool = False,
+            max_queued: int = 0, now: datetime | None = None) -> int:
     """Add a queued job and return its id. `config` is the serialised {type, version, data};
     `work_key` identifies its work (reuse); `waits_on` is the id of an identical queued or
-    running job whose result will answer this one (stored as `reused_from`)."""
+    running job whose result will answer this one (stored as `reused_from`).
+
+    With `reuse`, the identical job is looked up here (find_identical): a done one answers the
+    new job at once (status done, its results copied), a queued or running one becomes its
+    `waits_on`. With `max_queued` > 0, QueueFull is raised when `owner` already has that many
+    queued jobs (a job answered at once does not queue, so it is never refused). The look-ups
+    and the insert are one atomic step (lock_for_write on the owner and the work key): of
+    submits racing at the same moment, only `max_queued` queue and only one runs the work."""
+    from storage.jobs.reuse import answer_from, identical_in
+
     with session_scope() as s:
+        names = ([f"queue-of:{owner}"] if max_queued else []) + (
+            [f"work:{work_key}"] if reuse and work_key else [])
+        if names:
+            lock_for_write(s, *names)
+        same = identical_in(s, work_key) if reuse and work_key else None
+        answered = same is not None and same[1] == DONE
+        if max_queued and not answered and _queued_of(s, owner) >= max_queued:
+            raise QueueFull(owner, max_queued)
+        waits_on = same[0] if same else waits_on
         job = Job(method=method, config=config, model=model, dataset=dataset,
                   parent_id=parent_id, alias=alias, status=QUEUED, owner=owner,
                   work_key=work_key, reused_from=waits_on,
                   message=f"waiting for identical job {waits_on}" if waits_on else "queued")
         s.add(job)
         s.flush()
+        if answered:
+            answer_from(s, job.id, same[0], now or utcnow())
         return job.id
 
 
-def count_queued(owner: str) -> int:
-    """Queued jobs of one owner (for LAB_MAX_QUEUED_PER_OWNER)."""
-    from sqlalchemy import func
+def _queued_of(s: Session, owner: str) -> int:
+    return s.scalar(select(func.count()).select_from(Job).where(
+        Job.owner == owner, Job.status == QUEUED)) or 0
 
+
+def count_queued(owner: str) -> int:
+    """Queued jobs of one owner (what LAB_MAX_QUEUED_PER_OWNER caps)."""
     with session_scope() as s:
-        return s.scalar(select(func.count()).select_from(Job).where(
-            Job.owner == owner, Job.status == QUEUED)) or 0
+        return _queued_of(s, owner)
 
 
 def _fail_orphans(s: Session, now: datetime) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import select, update
+from sqlalchemy.orm import Session
 
 from storage.db import session_scope
 from storage.jobs.catalogue import upsert_model
@@ -17,16 +18,21 @@ def find_identical(work_key: str) -> tuple[int, str] | None:
     """(id, status) of the newest done job that ran with this work key, else of the oldest queued or
     running one, else None. A job that is itself waiting on another does not count."""
     with session_scope() as s:
-        # the run that did the work, not a job answered from it
-        done = s.scalar(select(Job.id).where(Job.work_key == work_key, Job.status == DONE,
-                                             Job.reused_from.is_(None))
-                        .order_by(Job.id.desc()).limit(1))
-        if done is not None:
-            return done, DONE
-        row = s.execute(select(Job.id, Job.status).where(
-            Job.work_key == work_key, Job.status.in_((QUEUED, RUNNING)),
-            Job.reused_from.is_(None)).order_by(Job.id).limit(1)).first()
-        return (row[0], row[1]) if row else None
+        return identical_in(s, work_key)
+
+
+def identical_in(s: Session, work_key: str) -> tuple[int, str] | None:
+    """find_identical inside session `s` (enqueue looks and inserts in one transaction)."""
+    # the run that did the work, not a job answered from it
+    done = s.scalar(select(Job.id).where(Job.work_key == work_key, Job.status == DONE,
+                                         Job.reused_from.is_(None))
+                    .order_by(Job.id.desc()).limit(1))
+    if done is not None:
+        return done, DONE
+    row = s.execute(select(Job.id, Job.status).where(
+        Job.work_key == work_key, Job.status.in_((QUEUED, RUNNING)),
+        Job.reused_from.is_(None)).order_by(Job.id).limit(1)).first()
+    return (row[0], row[1]) if row else None
 
 
 def answer_from(s, job_id: int, source_id: int, now: datetime) -> bool:

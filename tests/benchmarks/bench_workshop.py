@@ -1,0 +1,548 @@
+"""A workshop on one box (issue 14 "Figures"): 30 attendees submit the three workshop jobs
+within one minute while others keep the Jobs and Results pages open, on SQLite and PostgreSQL.
+
+Every attendee is its own process and submits through `engine.submit.submit` with its name as
+the owner (what the Compress page's `pages.ui.submit_job` calls): quantize int8
+(`scheme=int8-dynamic`), prune 40 % of the heads (`kind=heads`, `amount=0.4`) and distill to 3
+layers (`student_layers=3`), all on the default teacher. Renderer processes load the Jobs and
+Results pages over and over (streamlit.testing.v1.AppTest, as the page tests do). Background
+workers (`python -m engine worker`) run the jobs. Printed per backend: jobs executed (goal 3:
+reuse answers the rest), jobs lost (0), jobs run twice (0), errors an attendee or a page saw
+("database is locked" counted apart; 0), submit latency p50/p95 (goal p95 <= 300 ms), Jobs and
+Results render p50/p95 under that load (goal p95 <= 1.5 s) and the wall time against one
+attendee alone (goal <= 1.2x). Then fair share: a greedy attendee submits 20 jobs while two
+others submit one each (other configs): do the others' first jobs start before the greedy
+one's third?
+
+HOME must hold a built default teacher (SQLite LAB_HOME); it is never written: each run copies
+it (SQLite) or imports its teacher as a pack into a fresh database (PostgreSQL: a throwaway
+cluster via .ci/postgres, or --postgres ADMIN_URL). The real workshop (defaults; long):
+
+    LAB_THREADS=2 .venv/bin/python -m tests.benchmarks.bench_workshop --home /work/bench-home
+
+The smallest run that shows it works (--tiny: a random 4-layer BERT teacher of 2 steps built
+in HOME, an 80-row dataset, 2-step recovery and distillation, eager timing except quantize's
+compiled int8; no figures to quote). It took 24 minutes for both backends on a 2-core machine
+that others were loading (about 3 minutes per scenario, compiling the int8 model the most;
+`--backends sqlite --skip-solo` cuts it to about 6):
+
+    .venv/bin/python -m tests.benchmarks.bench_workshop --home /tmp/bench-tiny --tiny \\
+        --steps 2 --runtimes eager --attendees 3 --window 5 --renderers 1 --workers 1 \\
+        --greedy-jobs 3
+
+A real teacher quickly (MiniLM fine-tuned for STEPS steps: real shapes, poor accuracy) instead
+of the 10-minute build: `--prepare-teacher STEPS` with an empty HOME.
+
+Flags: --backends sqlite,postgresql; --attendees N (30); --window S (60: submits spread over
+it); --renderers N (2) and --render-pause S (0: back to back); --workers N (default:
+LAB_WORKERS's auto); --steps N (prune recovery_steps and distill max_steps; default: the
+configs' own); --runtimes (LAB_TIMING_RUNTIMES for the workers; quantize's int8 is timed
+compiled whatever it says); --dataset (rotten-tomatoes); --greedy-jobs N (20); --timeout S
+per scenario (3600); --skip-solo; --seed; --postgres ADMIN_URL.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[2]
+PAGES = ("pages/jobs.py", "pages/results.py")
+LOCKED = "database is locked"
+
+
+def workshop_jobs(steps: int | None) -> list[tuple[str, list[str]]]:
+    """The three workshop jobs as (method, --set strings); `steps` shortens the training."""
+    prune = ["kind=heads", "amount=0.4"] + ([f"recovery_steps={steps}"] if steps else [])
+    distill = ["student_layers=3"] + ([f"max_steps={steps}"] if steps else [])
+    return [("quantize", ["scheme=int8-dynamic"]), ("prune", prune), ("distill", distill)]
+
+
+def fair_share_jobs(steps: int | None) -> dict[str, list[tuple[str, list[str]]]]:
+    """Greedy's job (repeated, fresh) and the two others' own configs (not the workshop's)."""
+    return {"greedy": [("quantize", ["scheme=int8-dynamic"])],
+            "ada": [("prune", ["kind=heads", "amount=0.3"]
+                     + ([f"recovery_steps={steps}"] if steps else []))],
+            "bob": [("distill", ["student_layers=2"]
+                     + ([f"max_steps={steps}"] if steps else []))]}
+
+
+# --------------------------------------------------------------------------- pure accounting
+
+
+def percentile(values: list[float], q: float) -> float | None:
+    """The q-th percentile (0..100, numpy's linear interpolation); None for no values."""
+    return float(np.percentile(np.asarray(values, dtype=float), q)) if values else None
+
+
+def account(submitted: list[int], rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """What happened to the submitted jobs, from their rows ({id, status, attempts,
+    reused_from, work_key}): `executed` (done by running, not answered from another job),
+    `lost` (submitted ids with no row, or not done), `run_twice` (claimed more than once),
+    `duplicate_work` (work keys that more than one job ran)."""
+    by_id = {r["id"]: r for r in rows}
+    ran = [r for r in rows if r["id"] in set(submitted) and r["reused_from"] is None
+           and (r["attempts"] or 0) >= 1]
+    keys: dict[str, int] = {}
+    for r in ran:
+        if r.get("work_key"):
+            keys[r["work_key"]] = keys.get(r["work_key"], 0) + 1
+    return {"submitted": len(submitted),
+            "executed": sum(1 for r in ran if r["status"] == "done"),
+            "lost": sorted(i for i in set(submitted)
+                           if i not in by_id or by_id[i]["status"] != "done"),
+            "run_twice": sorted(r["id"] for r in ran if (r["attempts"] or 0) > 1),
+            "duplicate_work": sum(n - 1 for n in keys.values() if n > 1)}
+
+
+def fair_share(rows: list[dict[str, Any]], greedy: str, others: list[str]) -> dict[str, Any]:
+    """When each of `others`' first job and `greedy`'s third job started (rows: {owner,
+    started_at}; None: not started), and whether every other's first started before it."""
+    def starts(owner: str) -> list:
+        return sorted(r["started_at"] for r in rows
+                      if r["owner"] == owner and r["started_at"] is not None)
+
+    third = starts(greedy)[2] if len(starts(greedy)) >= 3 else None
+    first = {o: (starts(o) or [None])[0] for o in others}
+    fair = all(t is not None and (third is None or t < third) for t in first.values())
+    return {"greedy_third": third, "others_first": first, "fair": fair}
+
+
+# --------------------------------------------------------------------------- child processes
+
+
+def attendee(name: str, at: float, jobs: list[tuple[str, list[str]]], dataset: str,
+             fresh: bool) -> dict[str, Any]:
+    """Wait until `at` (epoch seconds), then submit `jobs` as `name` the way the pages do.
+    Warm first, as the dashboard's long-lived server process is: the database connected and
+    migrated, the dataset loaded (else the first submit times this process's start-up)."""
+    from engine.submit import submit
+    from engine.toolkit.data import load_dataset
+    from engine.worker import job_device
+    from storage.db import check
+
+    check()
+    load_dataset(dataset)
+    out: dict[str, Any] = {"ids": [], "latency_s": [], "errors": [], "submitted_at": []}
+    time.sleep(max(0.0, at - time.time()))
+    for method, sets in jobs:
+        t = time.perf_counter()
+        try:
+            out["submitted_at"].append(time.time())
+            out["ids"].append(submit(method, model="default", dataset=dataset, sets=sets,
+                                     owner=name, fresh=fresh, device=job_device()))
+        except Exception as exc:  # noqa: BLE001 - what the attendee would see
+            out["errors"].append(f"{type(exc).__name__}: {exc}")
+        out["latency_s"].append(time.perf_counter() - t)
+    return out
+
+
+def renderer(name: str, stop_file: Path, pause_s: float = 0.0) -> dict[str, Any]:
+    """Render Jobs and Results (as `name`, everyone's runs), `pause_s` apart, until
+    `stop_file` exists."""
+    from streamlit.testing.v1 import AppTest
+
+    times: dict[str, list[float]] = {p: [] for p in PAGES}
+    errors: list[str] = []
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=300)
+    at.session_state["attendee"] = name
+    at.session_state["jobs_everyone"] = at.session_state["results_everyone"] = True
+    at.run()
+    while not stop_file.exists():
+        for page in PAGES:
+            at.switch_page(page)
+            t = time.perf_counter()
+            at.run()
+            times[page].append(time.perf_counter() - t)
+            errors += [f"{page}: {e.message}" for e in at.exception]
+            errors += [f"{page}: {e.value}" for e in at.error]
+            time.sleep(pause_s)
+    return {"times": times, "errors": errors}
+
+
+def _child(args: argparse.Namespace) -> None:
+    spec = json.loads(args.child)
+    if spec["role"] == "attendee":
+        result = attendee(spec["name"], spec["at"], [tuple(j) for j in spec["jobs"]],
+                          spec["dataset"], spec["fresh"])
+    else:
+        result = renderer(spec["name"], Path(spec["stop"]), spec["pause"])
+    print("RESULT " + json.dumps(result))
+
+
+# --------------------------------------------------------------------------- one lab
+
+
+class Lab:
+    """A throwaway lab: LAB_HOME (and database) with the teacher, workers, child processes."""
+
+    def __init__(self, base: Path, name: str, source: Path, backend: str,
+                 admin_url: str | None, pack: Path | None, args: argparse.Namespace):
+        self.home, self.backend, self.args = base / name, backend, args
+        self.env = {**os.environ, "LAB_HOME": str(self.home), "LAB_WORKER_AUTOSTART": "0",
+                    "LAB_BUILD_TEACHER": "0", "HF_HUB_OFFLINE": "1",
+                    "LAB_CACHE_DIR": str(base / "machine-cache"),
+                    "LAB_MODEL_DIRS": f"{self.home}:{source}"}
+        if args.runtimes:
+            self.env["LAB_TIMING_RUNTIMES"] = args.runtimes
+        self.env.pop("LAB_DATABASE_URL", None)
+        self.database = None
+        if backend == "sqlite":
+            shutil.copytree(source, self.home)
+        else:
+            from tests import databases
+
+            self.home.mkdir(parents=True)
+            self.database = databases.create_database(admin_url)
+            self.env["LAB_DATABASE_URL"] = self.database
+        self.use()
+        if backend != "sqlite":
+            from engine.packs import import_pack
+
+            import_pack(pack)
+        self.workers: list[subprocess.Popen] = []
+
+    def use(self) -> None:
+        """Point this process's storage at the lab."""
+        from storage.db import dispose_all
+
+        os.environ.update({k: v for k, v in self.env.items() if k.startswith(("LAB_", "HF_"))})
+        if "LAB_DATABASE_URL" not in self.env:
+            os.environ.pop("LAB_DATABASE_URL", None)
+        dispose_all()
+
+    def start_workers(self, n: int) -> None:
+        self.workers = [subprocess.Popen(
+            [sys.executable, "-m", "engine", "worker", "--name", f"bench/cpu{i}"], cwd=ROOT,
+            env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            for i in range(n)]
+
+    def child(self, spec: dict[str, Any]) -> subprocess.Popen:
+        return subprocess.Popen([sys.executable, "-m", "tests.benchmarks.bench_workshop",
+                                 "--child", json.dumps(spec)], cwd=ROOT, env=self.env,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    def close(self, admin_url: str | None) -> None:
+        for w in self.workers:
+            if w.poll() is None:
+                w.send_signal(signal.SIGTERM)
+        for w in self.workers:
+            try:
+                w.wait(timeout=120)
+            except subprocess.TimeoutExpired:
+                w.kill()
+        from storage.db import dispose_all
+
+        dispose_all()
+        if self.database:
+            from tests import databases
+
+            databases.drop_database(admin_url, self.database)
+
+
+def collect(proc: subprocess.Popen, timeout: float) -> dict[str, Any]:
+    """A child's RESULT line (its error text when it died)."""
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, err = proc.communicate()
+    for line in reversed(out.splitlines()):
+        if line.startswith("RESULT "):
+            return json.loads(line[7:])
+    return {"crashed": (err or "")[-1500:]}
+
+
+def job_rows(ids: list[int] | None = None) -> list[dict[str, Any]]:
+    from storage import jobs as store
+
+    return [{"id": j.id, "status": j.status, "attempts": j.attempts, "owner": j.owner,
+             "reused_from": j.reused_from, "work_key": j.work_key, "started_at": j.started_at,
+             "finished_at": j.finished_at}
+            for j in store.list_jobs(refresh_first=False) if ids is None or j.id in ids]
+
+
+def wait_finished(ids: list[int], timeout: float) -> float:
+    """Poll until every job in `ids` is done, failed or cancelled; return the time it was."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        from storage import jobs as store
+
+        store.refresh()
+        if all(r["status"] in ("done", "failed", "cancelled") for r in job_rows(ids)):
+            return time.time()
+        time.sleep(1.0)
+    return time.time()
+
+
+def attendees_scenario(lab: Lab, n: int, window: float, renderers: int,
+                       timeout: float) -> dict[str, Any]:
+    """`n` attendees submit the workshop jobs within `window` s while `renderers` render."""
+    args = lab.args
+    rng = random.Random(args.seed)
+    stop = lab.home / "stop-rendering"
+    renders = [lab.child({"role": "render", "name": f"watcher {i}", "stop": str(stop),
+                          "pause": args.render_pause}) for i in range(renderers)]
+    start = time.time() + 20.0  # every process has imported the lab by then
+    people = [lab.child({"role": "attendee", "name": f"attendee {i:02d}",
+                         "at": start + rng.uniform(0, window), "jobs": workshop_jobs(args.steps),
+                         "dataset": args.dataset, "fresh": False}) for i in range(n)]
+    results = [collect(p, timeout) for p in people]
+    ids = [i for r in results for i in r.get("ids", [])]
+    first = min((t for r in results for t in r.get("submitted_at", [])), default=start)
+    end = wait_finished(ids, timeout)
+    stop.touch()
+    rendered = [collect(p, 600) for p in renders]
+    acc = account(ids, job_rows(ids))
+    latencies = [x for r in results for x in r.get("latency_s", [])]
+    errors = [e for r in results for e in r.get("errors", [])] + [
+        r["crashed"] for r in results + rendered if "crashed" in r]
+    errors += [e for r in rendered for e in r.get("errors", [])]
+    page_times = {p: [t for r in rendered for t in r.get("times", {}).get(p, [])]
+                  for p in PAGES}
+    return {**acc, "wall_s": end - first, "submit_p50_ms": _ms(percentile(latencies, 50)),
+            "submit_p95_ms": _ms(percentile(latencies, 95)), "errors": errors,
+            "locked": sum(LOCKED in e for e in errors),
+            "renders": {p: (len(v), _ms(percentile(v, 50)), _ms(percentile(v, 95)))
+                        for p, v in page_times.items()}}
+
+
+def _ms(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds * 1000, 1)
+
+
+def fair_scenario(lab: Lab, greedy_jobs: int, timeout: float) -> dict[str, Any]:
+    """The greedy attendee's `greedy_jobs` and the two others' one each, submitted at once;
+    waits for the starts that decide it, then cancels the rest."""
+    from storage import jobs as store
+
+    jobs = fair_share_jobs(lab.args.steps)
+    start = time.time() + 20.0
+    procs = [lab.child({"role": "attendee", "name": owner, "at": start,
+                        "jobs": jobs[owner] * (greedy_jobs if owner == "greedy" else 1),
+                        "dataset": lab.args.dataset, "fresh": owner == "greedy"})
+             for owner in jobs]
+    results = [collect(p, timeout) for p in procs]
+    ids = [i for r in results for i in r.get("ids", [])]
+    deadline = time.time() + timeout
+    while time.time() < deadline:  # decided once greedy's third or both others have started
+        store.refresh()
+        verdict = fair_share(job_rows(ids), "greedy", ["ada", "bob"])
+        if verdict["greedy_third"] is not None or all(verdict["others_first"].values()):
+            break
+        time.sleep(1.0)
+    for r in job_rows(ids):
+        if r["status"] in ("queued", "running"):
+            store.request_cancel(r["id"])
+    wait_finished(ids, 600)
+    verdict = fair_share(job_rows(ids), "greedy", ["ada", "bob"])
+    verdict["errors"] = [e for r in results for e in r.get("errors", [])]
+    return verdict
+
+
+# --------------------------------------------------------------------------- setup and report
+
+
+def tiny_bert(home: Path) -> str:
+    """A random BERT classifier small enough that every job takes seconds (4 layers, hidden
+    64, 4 heads, seed 0; the embedded MiniLM tokenizer), saved under `home`/models."""
+    out = home / "models" / "tiny-bert"
+    if not out.is_dir():
+        import torch
+        from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
+
+        from engine.toolkit.checkpoints import embedded_minilm_path
+
+        torch.manual_seed(0)
+        config = BertConfig(vocab_size=30522, hidden_size=64, num_hidden_layers=4,
+                            num_attention_heads=4, intermediate_size=128,
+                            max_position_embeddings=128, num_labels=2,
+                            id2label={0: "neg", 1: "pos"}, label2id={"neg": 0, "pos": 1})
+        BertForSequenceClassification(config).save_pretrained(out, safe_serialization=True)
+        AutoTokenizer.from_pretrained(embedded_minilm_path()).save_pretrained(out)
+    return str(out)
+
+
+def prepare_teacher(home: Path, steps: int, dataset: str, runtimes: str | None,
+                    base_model: str = "minilm-l6") -> None:
+    """Build a quick default teacher (finetune of `base_model` with max_steps=`steps`) in
+    `home` if it has none."""
+    home.mkdir(parents=True, exist_ok=True)
+    os.environ["LAB_HOME"] = str(home)
+    os.environ.pop("LAB_DATABASE_URL", None)
+    from engine.submit import build_config
+    from storage import jobs as store
+    from storage.db import dispose_all
+
+    dispose_all()
+    if store.find_model("default") is not None:
+        return
+    cfg = build_config("finetune", sets=[f"max_steps={steps}"]).to_json()
+    store.enqueue("finetune", cfg, base_model, dataset, alias="default", owner="bench")
+    subprocess.run([sys.executable, "-m", "engine", "worker", "--once"], cwd=ROOT, check=True,
+                   env={**os.environ, "LAB_WORKER_AUTOSTART": "0", "HF_HUB_OFFLINE": "1",
+                        **({"LAB_TIMING_RUNTIMES": runtimes} if runtimes else {})})
+    dispose_all()
+    if store.find_model("default") is None:
+        sys.exit(f"building the quick teacher in {home} failed: see `python -m engine jobs`")
+
+
+def tiny_dataset(home: Path) -> str:
+    """80 short two-label reviews (as tests/conftest.py's tiny_csv) beside the teacher."""
+    from tests.conftest import NEGATIVE, POSITIVE
+
+    path = home / "tiny.csv"
+    if not path.exists():
+        rows = [(t, "pos") for t in POSITIVE] + [(t, "neg") for t in NEGATIVE]
+        rows = [(f"{rows[i % 16][0]}, take {i // 16 + 1}", rows[i % 16][1]) for i in range(80)]
+        random.Random(0).shuffle(rows)
+        home.mkdir(parents=True, exist_ok=True)
+        path.write_text("text,label\n" + "\n".join(f'"{t}",{y}' for t, y in rows) + "\n")
+    return f"csv:{path}"
+
+
+def teacher_pack(source: Path, base: Path) -> Path:
+    """The teacher's run and model as a pack, exported from a copy of `source`."""
+    copy = base / "pack-source"
+    shutil.copytree(source, copy)
+    os.environ["LAB_HOME"] = str(copy)
+    os.environ.pop("LAB_DATABASE_URL", None)
+    from engine.packs import export_pack
+    from storage import jobs as store
+    from storage.db import dispose_all
+
+    dispose_all()
+    teacher = store.find_model("default")
+    path = base / "teacher.labpack"
+    export_pack(path, [teacher.job_id], with_models=True)
+    dispose_all()
+    return path
+
+
+def show(backend: str, solo: dict | None, crowd: dict, fair: dict, args) -> None:
+    ratio = crowd["wall_s"] / solo["wall_s"] if solo and solo["wall_s"] else None
+    print(f"\n== {backend}: {args.attendees} attendees x 3 jobs within {args.window:.0f} s, "
+          f"{args.renderers} page renderers, {args.workers} workers ==")
+    print(f"jobs submitted {crowd['submitted']}, executed {crowd['executed']} (goal 3), lost "
+          f"{len(crowd['lost'])} (goal 0), run twice {len(crowd['run_twice'])} (goal 0), "
+          f"identical work run again {crowd['duplicate_work']}")
+    print(f"errors seen by a user {len(crowd['errors'])} (goal 0), of which "
+          f"'{LOCKED}' {crowd['locked']}")
+    for e in crowd["errors"][:5]:
+        print(f"   {e[:300]}")
+    print(f"submit latency p50 {crowd['submit_p50_ms']} ms, p95 {crowd['submit_p95_ms']} ms "
+          f"(goal p95 <= 300 ms)")
+    for page, (n, p50, p95) in crowd["renders"].items():
+        print(f"{page} render under load: {n} renders, p50 {p50} ms, p95 {p95} ms "
+              f"(goal p95 <= 1500 ms)")
+    print(f"wall time {crowd['wall_s']:.1f} s"
+          + (f", one attendee alone {solo['wall_s']:.1f} s: {ratio:.2f}x (goal <= 1.2x)"
+             if ratio else " (no solo run)"))
+    others = ", ".join(f"{o} at {t:%H:%M:%S}" if t else f"{o} never"
+                       for o, t in fair["others_first"].items())
+    third = fair["greedy_third"]
+    third_text = f"at {third:%H:%M:%S}" if third else "never (cancelled once decided)"
+    print(f"fair share ({args.greedy_jobs} greedy jobs): the others' first jobs started "
+          f"{others}; greedy's third {third_text} -> "
+          f"{'yes' if fair['fair'] else 'NO'}, the others started first"
+          + (f" (submit errors: {fair['errors'][:2]})" if fair["errors"] else ""))
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--child", help=argparse.SUPPRESS)
+    p.add_argument("--home", type=Path, help="LAB_HOME with the built teacher (never written)")
+    p.add_argument("--prepare-teacher", type=int, metavar="STEPS",
+                   help="first build a quick teacher of STEPS steps in --home (smoke runs)")
+    p.add_argument("--backends", default="sqlite,postgresql")
+    p.add_argument("--postgres", help="admin URL of a PostgreSQL server (default: a "
+                                      "throwaway cluster via .ci/postgres)")
+    p.add_argument("--attendees", type=int, default=30)
+    p.add_argument("--window", type=float, default=60.0)
+    p.add_argument("--renderers", type=int, default=2)
+    p.add_argument("--workers", type=int)
+    p.add_argument("--render-pause", type=float, default=0.0,
+                   help="seconds between two renders (0: back to back, the hardest load)")
+    p.add_argument("--steps", type=int, help="prune recovery_steps and distill max_steps")
+    p.add_argument("--runtimes", help="LAB_TIMING_RUNTIMES for the workers, e.g. eager")
+    p.add_argument("--dataset", default="rotten-tomatoes")
+    p.add_argument("--tiny", action="store_true",
+                   help="smoke run: a tiny random 4-layer BERT teacher (built in --home) on an "
+                        "80-row dataset; every job takes seconds; no figures to quote")
+    p.add_argument("--greedy-jobs", type=int, default=20)
+    p.add_argument("--timeout", type=float, default=3600.0)
+    p.add_argument("--skip-solo", action="store_true")
+    p.add_argument("--seed", type=int, default=0)
+    args = p.parse_args()
+    if args.child:
+        return _child(args)
+    if args.home is None:
+        p.error("--home is required")
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stop workers, remove copies
+    source = args.home.resolve()
+    if args.tiny:
+        args.dataset = tiny_dataset(source)
+        prepare_teacher(source, args.prepare_teacher or 2, args.dataset, args.runtimes,
+                        tiny_bert(source))
+    elif args.prepare_teacher:
+        prepare_teacher(source, args.prepare_teacher, args.dataset, args.runtimes)
+    if not (source / "lab.db").exists():
+        sys.exit(f"{source} holds no lab (lab.db); give the LAB_HOME of a built teacher")
+    from storage import settings
+
+    args.workers = args.workers or settings.workers()
+    timing = args.runtimes or os.environ.get("LAB_TIMING_RUNTIMES") or "default"
+    print(f"bench_workshop: teacher from {source}; jobs {workshop_jobs(args.steps)} on "
+          f"{args.dataset}; LAB_THREADS={settings.threads()}, "
+          f"LAB_TIMING_RUNTIMES={timing}, "
+          f"{args.workers} workers, {args.attendees} attendees within {args.window:.0f} s, "
+          f"{args.renderers} renderers {args.render_pause} s apart, greedy "
+          f"{args.greedy_jobs} jobs, seed {args.seed}")
+    base = Path(tempfile.mkdtemp(prefix="bench-workshop-"))
+    pg_dir, admin = None, args.postgres
+    try:
+        backends = [b.strip() for b in args.backends.split(",") if b.strip()]
+        pack = teacher_pack(source, base) if "postgresql" in backends else None
+        if "postgresql" in backends and admin is None:
+            pg_dir = Path(tempfile.mkdtemp(prefix="bench-workshop-pg-"))  # chowned to postgres
+            admin = subprocess.run([str(ROOT / ".ci" / "postgres"), "start", str(pg_dir)],
+                                   check=True, capture_output=True, text=True).stdout.strip()
+        for backend in backends:
+            lab = (base, source, backend, admin, pack, args)
+            solo = None if args.skip_solo else scenario(
+                lab, "solo", attendees_scenario, 1, 0.0, 0, args.timeout)
+            crowd = scenario(lab, "class", attendees_scenario, args.attendees, args.window,
+                             args.renderers, args.timeout)
+            fair = scenario(lab, "fair", fair_scenario, args.greedy_jobs, args.timeout)
+            show(backend, solo, crowd, fair, args)
+    finally:
+        if pg_dir is not None:
+            subprocess.run([str(ROOT / ".ci" / "postgres"), "stop", str(pg_dir)], check=False)
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def scenario(lab_args: tuple, name: str, run, *run_args: Any) -> dict[str, Any]:
+    """`run(lab, *run_args)` in a fresh Lab with its workers, closed afterwards."""
+    base, source, backend, admin, pack, args = lab_args
+    lab = Lab(base, f"{backend}-{name}", source, backend, admin, pack, args)
+    try:
+        lab.start_workers(args.workers)
+        return run(lab, *run_args)
+    finally:
+        lab.close(admin)
+
+
+if __name__ == "__main__":
+    main()
