@@ -136,7 +136,8 @@ def test_compress_page_form_comes_from_the_config(tiny_model_dir) -> None:
     assert not at.exception
     from engine.methods.registry import get_method
 
-    keys = {w.key for w in at.number_input} | {w.key for w in at.text_input}
+    keys = {w.key for kind in (at.number_input, at.text_input, at.checkbox, at.selectbox)
+            for w in kind}
     for info in get_method("finetune").config.fields_info():
         assert f"cfg_finetune_{info['name']}" in keys, info["name"]
     at.number_input(key="cfg_finetune_batch_size").set_value(8).run()
