@@ -461,6 +461,7 @@ def show(backend: str, solo: dict | None, crowd: dict, fair: dict, args) -> None
 
 
 def main() -> None:
+    sys.stdout.reconfigure(line_buffering=True)  # figures reach a log file as they come
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--child", help=argparse.SUPPRESS)
     p.add_argument("--home", type=Path, help="LAB_HOME with the built teacher (never written)")
