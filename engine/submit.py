@@ -197,12 +197,6 @@ def submit(method: str, model: str = DEFAULT_ALIAS, dataset: str = "rotten-tomat
                          max_queued=settings.max_queued_per_owner())
 
 
-def _now():
-    from storage.models import utcnow
-
-    return utcnow()
-
-
 def default_owner() -> str:
     """The OS user (what the CLI submits as when no --owner is given)."""
     try:
@@ -307,11 +301,15 @@ def folder_fingerprint(folder: Path) -> str:
 
 
 def device_kind(device: str | None) -> str:
-    """cpu (with LAB_THREADS) or cuda: the device a job's timings depend on. With no device
-    given, a live worker's, else what LAB_DEVICE says."""
+    """cpu/THREADS or cuda: the device kind a job's timings depend on. With no device given,
+    the kind this machine's workers run on: LAB_DEVICE, with `auto` resolved from the GPUs
+    the driver shows (settings.gpu_count). It never asks a live worker, so a job submitted
+    before a worker registers gets the same work key as one submitted after (bench_workshop
+    found identical work run twice when it did)."""
     if device is None:
-        live = store.alive_workers(_now(), 30.0)
-        device = live[0].device if live else settings.device()
+        device = settings.device()
+        if device == "auto":
+            device = "cuda" if settings.gpu_count() else "cpu"
     kind = "cuda" if device.startswith("cuda") else "cpu" if device.startswith("cpu") else device
     return f"cpu/{settings.threads()}" if kind == "cpu" else kind
 

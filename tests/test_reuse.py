@@ -74,3 +74,18 @@ def test_a_reused_model_job_is_a_usable_input(tiny_model_dir, tiny_csv) -> None:
         raise AssertionError("the source of a reused result must not be deletable")
     except LabError as exc:
         assert "delete those first" in str(exc)
+
+
+def test_the_same_work_gets_one_key_before_and_after_a_worker_registers(
+        tiny_model_dir, tiny_csv, monkeypatch) -> None:
+    """bench_workshop found identical jobs run twice: the key asked a live worker for the
+    device, so a submit before the first worker registered ("auto") and one after ("cpu")
+    differed. The key must not depend on whether a worker is alive."""
+    monkeypatch.setenv("LAB_DEVICE", "auto")
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")  # this machine shows no GPU
+    args = dict(model=str(tiny_model_dir), dataset=f"csv:{tiny_csv}", sets=QUICK)
+    before = submit("evaluate", owner="ada", **args)
+    store.register_worker(device="cpu")
+    after = submit("evaluate", owner="bob", **args)
+    assert store.get_job(after).work_key == store.get_job(before).work_key
+    assert store.get_job(after).reused_from == before
