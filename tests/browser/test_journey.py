@@ -27,7 +27,8 @@ def settle(page) -> None:
 
 
 # Every button whose text does not fit it, or that reaches past its column's right edge.
-CLIPPED = """() => [...document.querySelectorAll('button')].filter(b => b.offsetParent).filter(b => {
+CLIPPED = """() => [...document.querySelectorAll('button')].filter(b => b.offsetParent)
+.filter(b => {
   const r = b.getBoundingClientRect();
   const col = b.closest('[data-testid="stColumn"]') || document.querySelector('section.main')
     || document.body;
