@@ -34,21 +34,24 @@ def view_of(model_id: str, path: str, sentence: str, max_tokens: int, view: str,
     return A.views_html(att, view, start, title=f"bertviz {view} view of {model_id}")
 
 
-def _window_start(results: dict[str, A.SentenceAttention]) -> int:
+def _window_start(results: dict[str, A.SentenceAttention], view: str) -> int:
     """The first token the views show: a control appears when the sentence is longer than
-    a view's window."""
+    the view's window (the model view draws every head at once, so its window is shorter)."""
     att = next(iter(results.values()))
-    lo, hi = A.view_window(att, 0)
+    lo, hi = A.view_window(att, 0, view)
     n = len(att.tokens)
     if hi - lo >= n:
         return 0
+    last = n - (hi - lo)
+    if st.session_state.get("attn_window", 0) > last:  # a longer window than before
+        st.session_state["attn_window"] = last
     step = max(1, (hi - lo) // 2)
     start = st.columns([1, 2])[0].number_input(
-        "Views start at token", min_value=0, max_value=n - (hi - lo), value=0, step=step,
+        "Views start at token", min_value=0, max_value=last, value=0, step=step,
         key="attn_window")
-    lo, hi = A.view_window(att, int(start))
-    st.caption(f"The views show tokens {lo}-{hi - 1} of the {n} read ({hi - lo} at a time: a "
-               f"view draws every token pair of every head, and more would stall the "
+    lo, hi = A.view_window(att, int(start), view)
+    st.caption(f"The {view} view shows tokens {lo}-{hi - 1} of the {n} read ({hi - lo} at a "
+               f"time: a view draws every token pair of every head, and more would stall the "
                f"browser). Attention to tokens outside the window is left out of the views; "
                f"the maps below use all {n} tokens.", help=None)
     return lo
@@ -65,7 +68,7 @@ def draw(choice: Choice) -> dict[str, A.SentenceAttention]:
                                             choice.max_tokens)
             except Exception as exc:  # noqa: BLE001 (shown to the user, never raised)
                 errors[mid] = exc
-    start = _window_start(results) if results else 0
+    start = _window_start(results, choice.view) if results else 0
     for col, mid in zip(st.columns(len(choice.chosen)), choice.chosen):
         with col:
             st.subheader(choice.label.get(mid, mid))

@@ -70,7 +70,9 @@ if dataset_id == "upload a CSV":
         path = folder / f"{hashlib.sha1(data).hexdigest()[:12]}-{safe_name}"
         path.write_bytes(data)
         dataset_id = f"csv:{path}"
-        upload_paths = {dataset_id: upload.name, str(path): upload.name}
+        # messages name the file as the user knows it: not its server path, nor the
+        # stored name with its content hash
+        upload_paths = {dataset_id: upload.name, str(path): upload.name, path.name: upload.name}
 st.session_state["model"], st.session_state["dataset"] = model_id, dataset_id
 
 card_col, data_col = st.columns(2)

@@ -183,6 +183,28 @@ def test_why_not_faster_reads_no_method_or_scheme_names() -> None:
     assert diagnosis.NOT_FASTER == pytest.approx(1.1)
 
 
+def test_a_small_gain_says_what_limits_it() -> None:
+    """13.11: a 1.12x head-pruned model and a 1.3x student say what bounds their gain, from
+    the two shapes; a large gain, or the parent's own shape, gets nothing."""
+    parent = {"metrics": {"layers": 6, "heads": 72}}
+    pruned = run("prune", {}, {"1": 1.05, "32": 1.12}, layers=6, heads=43, seq_len=64,
+                 ffn_share_of_compute=0.62)
+    pruned["metrics"]["size_ratio_vs_parent"] = 1.0  # nothing for why_not_faster to explain
+    (note,) = diagnosis.what_limits_the_gain(pruned, parent)
+    assert "40% of the heads are removed" in note and "62% of the arithmetic at 64" in note
+    assert f"about {1 / (1 - (1 - 43 / 72) * 0.38):.2f}x" in note and "1.12x" in note
+    student = run("distill", {}, {"1": 1.3, "32": 1.25}, layers=3, heads=36)
+    student["metrics"]["size_ratio_vs_parent"] = 1.0
+    (note,) = diagnosis.what_limits_the_gain(student, parent)
+    assert "keeps 3 of its parent's 6 encoder layers" in note and "at most 2.00x" in note
+    assert "heads are removed" not in note, "a dropped layer's heads are not removed heads"
+    assert diagnosis.what_limits_the_gain(run("distill", {}, {"32": 1.9}, layers=3, heads=36),
+                                          parent) == []
+    assert diagnosis.what_limits_the_gain(student, None) == []
+    assert diagnosis.what_limits_the_gain(run("prune", {}, {"32": 1.2}, layers=6, heads=72),
+                                          parent) == [], "the same shape: nothing to say"
+
+
 # --------------------------------------------------------------------------- storage, exports
 
 

@@ -226,15 +226,30 @@ def test_a_512_token_view_is_a_bounded_window() -> None:
     att = synthetic(6, 12, 512)
     assert A.view_window(att) == (0, A.VIEW_TOKENS)
     assert A.view_window(att, 10_000) == (512 - A.VIEW_TOKENS, 512), "clamped to the sentence"
-    for view in ("head", "model"):
-        wrapper = A.views_html(att, view, start=100)
-        assert len(wrapper) < 3_000_000, f"{view} view: {len(wrapper) / 1e6:.1f} MB"
-        doc = inner(wrapper)
-        assert "Tokens 100-163 of 512 shown" in doc and '"w99"' in doc and '"w98"' not in doc
+    wrapper = A.views_html(att, "head", start=100)
+    assert len(wrapper) < 3_000_000, f"head view: {len(wrapper) / 1e6:.1f} MB"
+    doc = inner(wrapper)
+    assert "Tokens 100-163 of 512 shown" in doc and '"w99"' in doc and '"w98"' not in doc
     deeper = synthetic(12, 12, 300)
     lo, hi = A.view_window(deeper)
     assert hi - lo < A.VIEW_TOKENS and 12 * 12 * (hi - lo) ** 2 <= A.VIEW_WEIGHTS
     assert len(A.views_html(deeper, "model")) < 3_000_000
+
+
+def test_the_model_view_draws_a_bounded_number_of_lines() -> None:
+    """13.1: the model view draws a line per token pair in every head at once (6 x 12 heads on
+    64 tokens: 295 k SVG lines, seconds of a stalled browser); its window is shorter."""
+    att = synthetic(6, 12, 512)
+    lo, hi = A.view_window(att, 100, "model")
+    assert (lo, hi) == (100, 132)
+    assert 6 * 12 * (hi - lo) ** 2 <= A.MODEL_VIEW_LINES <= 80_000
+    doc = inner(A.views_html(att, "model", start=100))
+    assert "Tokens 100-131 of 512 shown" in doc and '"w130"' in doc and '"w131"' not in doc
+    for layers, heads in [(12, 12), (24, 16), (2, 4)]:
+        lo, hi = A.view_window(synthetic(layers, heads, 200), 0, "model")
+        assert layers * heads * (hi - lo) ** 2 <= max(A.MODEL_VIEW_LINES, layers * heads * 64)
+    assert A.view_window(synthetic(2, 4, 200), 0, "model") == (0, A.VIEW_TOKENS), \
+        "a small model keeps the full window"
 
 
 # --------------------------------------------------------------------------- ablation
@@ -547,6 +562,15 @@ def test_the_longest_setting_sends_a_bounded_view(tmp_path) -> None:
     assert "tokens 0-63 of the 512 read" in captions(at)
     at.number_input(key="attn_window").set_value(200).run()
     assert "Tokens 200-263 of 512 shown" in inner(at.get("iframe")[0].proto.srcdoc)
+    at.number_input(key="attn_window").set_value(448).run()  # the head view's last window
+    at.segmented_control(key="attn_view").set_value("model").run()
+    assert not at.exception
+    assert "model view shows tokens 448-479 of the 512 read" in captions(at)
+    assert "Tokens 448-479 of 512 shown" in inner(at.get("iframe")[0].proto.srcdoc)
+    at.number_input(key="attn_window").set_value(480).run()  # the model view's last window
+    at.segmented_control(key="attn_view").set_value("head").run()
+    assert not at.exception, "a start past the head view's last window is moved back"
+    assert "head view shows tokens 448-511 of the 512 read" in captions(at)
 
 
 def test_an_older_student_is_placed_by_its_jobs_teacher_layers(tmp_path, tiny_csv) -> None:

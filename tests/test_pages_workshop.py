@@ -171,6 +171,41 @@ def test_uploaded_csv_is_offered_on_compress_without_its_path(tiny_csv) -> None:
         "reviews.csv: not a readable CSV file"
 
 
+def latin1_semicolon_csv(rows: int = 40) -> bytes:
+    """A spreadsheet's export: Latin-1 bytes (é, ü, £), semicolons between the fields."""
+    lines = ["text;label"] + [f"Caf\u00e9 n\u00b0{i}, d\u00e9j\u00e0 vu \u00fcber \u00a3{i};"
+                              f"{'pos' if i % 2 else 'neg'}" for i in range(rows)]
+    return "\n".join(lines).encode("latin-1")
+
+
+def test_a_latin1_semicolon_upload_reads_and_a_bad_one_hides_the_server_path() -> None:
+    """13.6 through the Models page's own uploader: the delimiter and the encoding are found,
+    the preview shows the labels; a file that cannot be read says what to do and never the
+    server's path (uploads are stored under LAB_HOME)."""
+    from storage import settings
+
+    at = app("pages/models.py")
+    at.selectbox(key="model_choice").set_value("preset:bert-base").run()
+    at.selectbox(key="dataset_choice").set_value("upload a CSV").run()
+    at.file_uploader(key="csv_upload").set_value(
+        ("reviews.csv", latin1_semicolon_csv(), "text/csv")).run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    preview = at.dataframe[0].value
+    assert set(preview["label"]) <= {"neg", "pos"} and "Caf\u00e9" in preview["text"].iloc[0]
+    captions = [c.value.replace("\\", "") for c in at.caption]  # markdown escapes
+    assert "User CSV file reviews.csv. Read as cp1252." in captions, captions
+    assert any("reviews.csv" in c and "Compress" in c for c in captions)
+
+    at.file_uploader(key="csv_upload").set_value(
+        ("broken.csv", b"title;stars\nfine;5\n", "text/csv")).run()
+    shown = " ".join(e.value for e in at.error)
+    assert "broken.csv" in shown and "text" in shown, shown
+    home = str(settings.lab_home())
+    page_text = " ".join(str(getattr(el, "value", "")) for el in
+                         [*at.error, *at.warning, *at.info, *at.caption, *at.markdown])
+    assert home not in page_text and "uploads" not in page_text, "no server path in the page"
+
+
 def test_home_promises_only_what_the_frontier_does() -> None:
     at = app()
     assert not any("bigger markers" in m.value for m in at.markdown)

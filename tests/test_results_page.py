@@ -216,3 +216,18 @@ def test_compare_flips_for_every_pair_and_the_difference_interval(tiny_csv) -> N
     at.selectbox(key="results_flip_pair").set_value((ids[1], ids[3])).run()
     assert not at.exception
     assert any(f"job {ids[1]} and job {ids[3]} predict" in md.value for md in at.markdown)
+
+
+def test_a_small_gain_says_what_limits_it() -> None:
+    """13.11 on the page: a 1.12x head-pruned model opened from Results says what bounds it."""
+    teacher = add_run("finetune", {}, "minilm-l6", "rotten-tomatoes", None, accuracy=0.85,
+                      size_mb=90.9, alias="default")
+    pruned = add_run("prune", {"kind": "heads", "amount": 0.4}, f"job:{teacher}",
+                     "rotten-tomatoes", teacher, accuracy=0.84, size_mb=80.0,
+                     speedup={1: 1.08, 32: 1.12},
+                     extra={"heads": 43, "ffn_share_of_compute": 0.62})
+    at = results(results_run=pruned)
+    notes = [i.value for i in at.info if "What limits the gain" in i.value]
+    assert len(notes) == 1 and "40% of the heads are removed" in notes[0], \
+        [i.value for i in at.info]
+    assert "1.12x at best" in notes[0]

@@ -36,12 +36,18 @@ from engine.attention.loading import (
 )
 from engine.attention.maps import SentenceAttention, extract, sentence_attention
 from engine.attention.stored import head_importance, own_head_importance, parent_of
-from engine.attention.views import VIEW_TOKENS, VIEW_WEIGHTS, view_window, views_html
+from engine.attention.views import (
+    MODEL_VIEW_LINES,
+    VIEW_TOKENS,
+    VIEW_WEIGHTS,
+    view_window,
+    views_html,
+)
 
 __all__ = [
-    "BASE_ENCODER", "CACHED_MODELS", "DEFAULT_EVAL_LENGTH", "DOMINANT_SHARE", "VIEW_TOKENS",
-    "VIEW_WEIGHTS", "Ablation", "Loaded", "SentenceAttention", "ablate", "clear_cache",
-    "divergence", "extract", "head_importance", "head_summary", "layer_alignment",
+    "BASE_ENCODER", "CACHED_MODELS", "DEFAULT_EVAL_LENGTH", "DOMINANT_SHARE", "MODEL_VIEW_LINES",
+    "VIEW_TOKENS", "VIEW_WEIGHTS", "Ablation", "Loaded", "SentenceAttention", "ablate",
+    "clear_cache", "divergence", "extract", "head_importance", "head_summary", "layer_alignment",
     "layer_note", "load", "mcnemar_exact", "own_head_importance", "paired_interval",
     "parent_of", "prepare", "sample_sentences", "sentence_attention", "view_window",
     "views_html",

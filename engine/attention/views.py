@@ -4,7 +4,10 @@ that render with no network (every script inline); removed heads and layers are 
 What a view carries is bounded: bertviz draws every token pair of every head, and a 512-token
 sentence on 6 x 12 heads is 19 M weights (233 MB of HTML, a browser that stalls). A view gets
 a window of at most VIEW_TOKENS tokens, fewer on models with more heads, so that it never holds
-more than VIEW_WEIGHTS weights (about 2 MB of HTML); `view_window` says which.
+more than VIEW_WEIGHTS weights (about 2 MB of HTML); `view_window` says which. The head view
+draws one layer at a time; the model view draws a line per token pair in every head at once
+(6 x 12 heads on 64 tokens would be 295 k SVG lines), so its window is bounded by the lines it
+draws, MODEL_VIEW_LINES.
 
 The bertviz document runs in a nested iframe sandboxed with allow-scripts only (an opaque
 origin: no access to the app, its cookies or its storage). st.iframe has no sandbox option
@@ -27,15 +30,19 @@ from engine.toolkit.config import LabError
 
 VIEW_TOKENS = 64  # the most tokens a view shows (a window of the sentence)
 VIEW_WEIGHTS = 6 * 12 * 64 * 64  # the most attention weights one view carries (~2 MB of JSON)
+# The most lines the model view draws at once: 6 x 12 heads get 32 tokens (74 k SVG lines).
+MODEL_VIEW_LINES = 6 * 12 * 32 * 32
 
 
-def view_window(att: SentenceAttention, start: int = 0) -> tuple[int, int]:
-    """[start, end) of the tokens a view of `att` shows: at most VIEW_TOKENS, and at most
-    sqrt(VIEW_WEIGHTS / heads drawn) so that a model with more layers or heads gets fewer;
-    `start` is clamped so the window lies inside the sentence."""
+def view_window(att: SentenceAttention, start: int = 0, view: str = "head") -> tuple[int, int]:
+    """[start, end) of the tokens a `view` of `att` shows: at most VIEW_TOKENS, and at most
+    sqrt(budget / heads drawn) so that a model with more layers or heads gets fewer (budget:
+    VIEW_WEIGHTS for the head view, MODEL_VIEW_LINES for the model view, which draws every
+    head at once); `start` is clamped so the window lies inside the sentence."""
     n = len(att.tokens)
     drawn = max(1, int(att.kept.any(1).sum()) * att.kept.shape[1])
-    size = min(n, VIEW_TOKENS, max(8, int(np.sqrt(VIEW_WEIGHTS / drawn))))
+    budget = MODEL_VIEW_LINES if view == "model" else VIEW_WEIGHTS
+    size = min(n, VIEW_TOKENS, max(8, int(np.sqrt(budget / drawn))))
     start = max(0, min(int(start), n - size))
     return start, start + size
 
@@ -86,7 +93,7 @@ def view_document(att: SentenceAttention, view: str = "head", start: int = 0) ->
     if view not in ("head", "model"):
         raise ValueError(f"view must be head or model, got {view!r}")
     removed = att.removed()
-    lo, hi = view_window(att, start)
+    lo, hi = view_window(att, start, view)
     # bertviz wants [1, heads, T, T] per layer; a removed head draws no lines (all zeros).
     # Rounded float64 keeps the embedded JSON short (0.123, not 0.12300000339746475).
     grid = np.nan_to_num(att.maps[:, :, lo:hi, lo:hi], nan=0.0).astype(np.float64).round(3)

@@ -69,3 +69,46 @@ def _fixed_costs(m: dict[str, Any], speedups: dict[int, float], slow: list[int])
                 f"kernels; compression shrinks the arithmetic, not the launches. Measure a "
                 f"larger batch."]
     return []
+
+
+SMALL_GAIN = 1.5  # a paired speedup below this, from a smaller structure, gets a "what limits"
+
+
+def what_limits_the_gain(run: dict[str, Any], parent: dict[str, Any] | None) -> list[str]:
+    """For a run faster than its parent but by less than SMALL_GAIN, with fewer layers or heads
+    than the parent: what bounds the gain, from the two models' shapes (the layers that remain,
+    the share of heads removed and the feed-forward arithmetic they leave untouched). Empty
+    otherwise. It complements `why_not_faster` (which speaks of the batch sizes where the run
+    is not faster at all, and of the method's own estimate) with the bound of its best one."""
+    m = run["metrics"]
+    speedups = [v for v in (m.get("speedup_vs_parent") or {}).values() if v is not None]
+    if parent is None or not speedups:
+        return []
+    best = max(speedups)
+    pm = parent.get("metrics") or {}
+    layers, p_layers = m.get("layers"), pm.get("layers")
+    heads, p_heads = m.get("heads"), pm.get("heads")
+    if not (NOT_FASTER <= best < SMALL_GAIN) or not (layers and p_layers and heads and p_heads):
+        return []
+    notes = []
+    if layers < p_layers:
+        notes.append(f"It keeps {layers} of its parent's {p_layers} encoder layers: the encoder's "
+                     f"arithmetic falls at most {p_layers / layers:.2f}x, and the embeddings, the "
+                     f"classifier and fixed per-call costs (tokens in, Python, kernel launches) "
+                     f"do not shrink at all.")
+    # heads per remaining layer, so a dropped layer's heads do not count as removed heads
+    removed = 1 - (heads / layers) / (p_heads / p_layers)
+    if removed > 0.01:
+        ffn = m.get("ffn_share_of_compute")
+        untouched = (f"the feed-forward block, {ffn:.0%} of the arithmetic at "
+                     f"{m.get('seq_len') or '?'} tokens (estimated from the shape), is untouched"
+                     if ffn is not None else "the feed-forward block is untouched")
+        bound = f", so the best case is about {1 / (1 - removed * (1 - ffn)):.2f}x" \
+            if ffn is not None else ""
+        notes.append(f"{removed:.0%} of the heads are removed, but heads are only the attention "
+                     f"part of each layer: {untouched}{bound}; thinner attention matrices also "
+                     f"use the cores less well.")
+    if notes:
+        notes.append(f"Measured here: {best:.2f}x at best (paired). For more speed, remove "
+                     f"layers as well, or quantize the result.")
+    return [" ".join(notes)] if notes else []

@@ -165,12 +165,17 @@ def gains_figure(frame: pd.DataFrame, references: bool = False) -> go.Figure:
             "<br>%{y:.1%} of its parent's accuracy<br>%{customdata[2]}<br>"
             "%{customdata[3]}<extra></extra>"))
     ys = list(df["accuracy_retained"]) + [1.0]
+    xs = [x for x in df["speedup_vs_parent"] if x > 0] + [1.0]
     if references:
         ys += [r.accuracy_retained for r in REFERENCES]
+        xs += [r.speedup for r in REFERENCES]
+    x_range = _log_range(xs)
+    if references:
         fig.add_trace(go.Scatter(
             x=[r.speedup for r in REFERENCES], y=[r.accuracy_retained for r in REFERENCES],
             mode="markers+text", name="published", text=[r.name for r in REFERENCES],
-            textposition="top center", marker={"symbol": "star", "size": 14, "color": "#222"},
+            textposition=[_label_side(r.speedup, x_range) for r in REFERENCES],
+            marker={"symbol": "star", "size": 14, "color": "#222"},
             customdata=[[r.hardware, r.source] for r in REFERENCES],
             hovertemplate="<b>%{text}</b><br>%{x:.2f}x, %{y:.1%} retained<br>measured on "
             "%{customdata[0]}<br>%{customdata[1]}<extra></extra>"))
@@ -178,10 +183,26 @@ def gains_figure(frame: pd.DataFrame, references: bool = False) -> go.Figure:
     fig.add_hline(y=1, line={"dash": "dot", "color": "#999"})
     fig.update_layout(height=400, margin=MARGIN, legend=LEGEND,
                       xaxis={"type": "log", "title": "speedup against the parent (x, paired)",
-                             "automargin": True},
+                             "range": x_range, "automargin": True},
                       yaxis={"title": "accuracy retained (own / parent)",
                              **readable_axis(ys, 0.02, percent=True)})
     return fig
+
+
+def _log_range(xs: Sequence[float], pad: float = 0.08) -> list[float]:
+    """A log axis's range (in log10 units) holding every x with a margin on both sides."""
+    lo, hi = math.log10(min(xs)), math.log10(max(xs))
+    span = max(hi - lo, 0.3)
+    return [lo - pad * span, hi + pad * span]
+
+
+def _label_side(x: float, x_range: list[float]) -> str:
+    """Where a point's label goes so that it stays inside the plot: labels of points in the
+    right third of a log axis extend to the left of the point, in the left third to the right
+    (a centred label on the rightmost point was cut off at the plot's edge)."""
+    lo, hi = x_range
+    where = (math.log10(x) - lo) / (hi - lo)
+    return "top left" if where > 0.6 else "top right" if where < 0.4 else "top center"
 
 
 def bars_figure(names: Sequence[str], values: Sequence[float], title: str,

@@ -11,6 +11,7 @@ from engine.reports.runs import COST, QUALITY, job_from_selection, pareto_mask
 from pages.results_parts.data import View
 
 NUM, TEXT = st.column_config.NumberColumn, st.column_config.TextColumn
+COST_BUTTONS = {"p50_ms": "median ms", "p95_ms": "p95 ms", "size_mb": "MB", "params": "params"}
 
 
 def open_clicked(chart: str, event) -> None:
@@ -23,11 +24,16 @@ def open_clicked(chart: str, event) -> None:
 
 def show(view: View) -> None:
     frame = view.frame
-    a1, a2, a3 = st.columns([2, 2, 1])
+    # Short button labels and the widest column for Cost's four buttons: a segmented control
+    # does not wrap, and its last button was cut off at the column's edge (issue 13.8).
+    a1, a2, a3 = st.columns([2, 4, 2])
     y = a1.segmented_control("Quality", list(QUALITY), format_func=QUALITY.get,
                              default="accuracy", key="results_y") or "accuracy"
-    x = a2.segmented_control("Cost", list(COST), format_func=COST.get,
-                             default="p50_ms", key="results_x") or "p50_ms"
+    x = a2.segmented_control("Cost", list(COST), format_func=COST_BUTTONS.get,
+                             default="p50_ms", key="results_x",
+                             help="What a run costs: its median or 95th-percentile latency (ms, "
+                                  "at the batch and runtime chosen above), its file size (MB) "
+                                  "or its parameter count.") or "p50_ms"
     unreliable = a3.toggle("Show unreliable timings", key="results_unreliable",
                            help="Runs whose timing could not be trusted (a wide spread, or a "
                                 "parent slower than its own earlier timings) are kept off the "

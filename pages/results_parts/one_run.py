@@ -8,7 +8,7 @@ import pandas as pd
 import streamlit as st
 
 from engine.reports import files
-from engine.reports.diagnosis import why_not_faster
+from engine.reports.diagnosis import what_limits_the_gain, why_not_faster
 from engine.reports.lineage import HOW, family_tree
 from engine.reports.runs import FASTEST, primary_runtime, run_label, runtime_table
 from engine.reports.runtimes import fastest_sentence
@@ -53,6 +53,8 @@ def show(view: View) -> None:
         st.markdown(run["metrics"]["explanation"])
     for note in why_not_faster(run):
         st.info(f"**Why isn't it faster?** {note}", icon=":material/speed:")
+    for note in what_limits_the_gain(run, view.by_id.get(run.get("parent_id"))):
+        st.info(f"**What limits the gain?** {note}", icon=":material/speed:")
     lineage(view, run_id)
     downloads(view, run, row.model)
 

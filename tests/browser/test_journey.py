@@ -26,6 +26,17 @@ def settle(page) -> None:
     page.locator("[data-testid='stStatusWidget']").wait_for(state="detached", timeout=60_000)
 
 
+# Every button whose text does not fit it, or that reaches past its column's right edge.
+CLIPPED = """() => [...document.querySelectorAll('button')].filter(b => b.offsetParent)
+.filter(b => {
+  const r = b.getBoundingClientRect();
+  const col = b.closest('[data-testid="stColumn"]') || document.querySelector('section.main')
+    || document.body;
+  const c = col.getBoundingClientRect();
+  return r.right > c.right + 1 || b.scrollWidth > b.clientWidth + 1;
+}).map(b => b.textContent.trim())"""
+
+
 def test_journey(tiny_model_dir, tiny_csv, lab_home, tmp_path) -> None:
     from engine.methods.registry import methods
 
@@ -90,6 +101,8 @@ def test_journey(tiny_model_dir, tiny_csv, lab_home, tmp_path) -> None:
         points = page.locator(".js-plotly-plot .scatterlayer .point")
         points.first.wait_for(state="attached", timeout=60_000)
         n_points = points.count()
+        settle(page)
+        clipped = page.evaluate(CLIPPED)
         page.screenshot(path=str(shots / "5-results.png"), full_page=True)
 
         page.get_by_role("link", name="Attention").click()
@@ -104,6 +117,7 @@ def test_journey(tiny_model_dir, tiny_csv, lab_home, tmp_path) -> None:
     assert not errors, errors
     assert saw_progress or job.status == "done"
     assert n_points >= 1
+    assert not clipped, f"buttons cut off at their column's edge (13.8): {clipped}"
     assert all((shots / f).stat().st_size > 10_000 for f in
                ("1-home.png", "2-models.png", "3-compress.png", "4-jobs.png", "5-results.png",
                 "6-attention.png"))
