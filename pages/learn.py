@@ -1,7 +1,7 @@
 """Learn: five guided lessons on the trade-offs of compression, each built on this lab's own
 runs (or a pack's): a few words, a "run it" button that queues only the jobs still missing,
 a chart, and what the runs say in plain words. The lessons' jobs, matching and sentences are
-in engine/reports/lessons.py; the sections in pages/learn_parts/."""
+in the package engine/reports/lessons/; the sections in pages/learn_parts/."""
 
 import streamlit as st
 

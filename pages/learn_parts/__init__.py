@@ -1,3 +1,3 @@
 """The Learn page's parts: runs (what the lessons read, and whose runs to show) and lesson
 (one lesson: intro, run it, chart, takeaways). The lessons themselves are data and pure
-functions in engine/reports/lessons.py."""
+functions in the package engine/reports/lessons/."""
