@@ -277,7 +277,7 @@ class Run:
         self.jobs: dict[tuple[P.Step, ...], int] = {}  # prefix -> its done job
         self.val: dict[int, float] = {}  # job id -> validation accuracy
         self.measured: dict[tuple[P.Step, ...], float] = {}  # prefix -> validation drop
-        self.state = {c.label: "planned" for c in prep.candidates}
+        self.state = {c: "planned" for c in prep.candidates}
         self.scale = 1.0  # measured / estimated seconds so far
         self.current: int | None = None  # the job running now
 
@@ -293,7 +293,7 @@ class Run:
                if c.steps[:n] in self.jobs]
         last = ids[-1] if len(ids) == len(c.steps) else None
         out = {"id": last, "jobs": ids, "chain": c.label,
-               "steps": [s.as_dict() for s in c.steps], "status": self.state[c.label],
+               "steps": [s.as_dict() for s in c.steps], "status": self.state[c],
                "val_accuracy": self.val.get(ids[-1]) if ids else None,
                "predicted": {k: (round(v, 5) if isinstance(v, float) else v)
                              for k, v in c.predicted.items()}}
@@ -340,6 +340,7 @@ class Run:
             return self.finish(CANCELLED, "cancelled before any candidate ran")
         self.start_val = val_accuracy(prep.model, prep.data)
         self.allowed = prep.cons.allowed_drop(self.start_val)
+        self.refit()
         self.save(start_job=ref, start_val_accuracy=self.start_val,
                   allowed_drop=self.allowed, message="running candidates")
         ran = 0
@@ -356,16 +357,26 @@ class Run:
             if not self.run_candidate(pick):
                 if records.cancel_requested(self.rec["id"]):
                     return self.finish(CANCELLED, "cancelled")
-            P.predict([c for c in prep.candidates if self.state[c.label] == "planned"],
-                      prep.table, prep.size_mb, prep.sensitivity, self.measured)
+            self.refit()
         limit = self.max_candidates is not None and ran >= self.max_candidates
         for c in prep.candidates:
-            if self.state[c.label] == "planned":
+            if self.state[c] == "planned":
                 fits = bool(P.rank([c], prep.cons, self.allowed))
-                self.state[c.label] = ("not run (predicted outside the budget)" if not fits
+                self.state[c] = ("not run (predicted outside the budget)" if not fits
                                        else "not run (candidate limit)" if limit
                                        else "not run (no time left)")
         return self.finish(DONE, None)
+
+    def refit(self) -> None:
+        """Re-plan the candidates not run yet from what is known now: each int8 step is
+        accuracy-aware where what the budget has left after its chain's earlier steps
+        (measured when they ran) is tight (search_plan.fit_int8), then every prediction."""
+        prep = self.prep
+        planned = [c for c in prep.candidates if self.state[c] == "planned"]
+        P.fit_int8(planned, self.allowed, prep.table.layers, prep.sensitivity, self.measured)
+        P.predict(planned, prep.table, prep.size_mb, prep.sensitivity, self.measured)
+        for c in planned:
+            c.predicted["minutes"] = prep.chain_seconds(c.steps) / 60
 
     def reference_job(self) -> int | None:
         """A done job holding the start model's test predictions on this dataset: the job that
@@ -389,19 +400,19 @@ class Run:
     def next_candidate(self) -> P.Candidate | None:
         """The most promising planned candidate whose remaining steps fit the time left."""
         left = self.deadline - time.monotonic()
-        for c in P.rank([c for c in self.prep.candidates if self.state[c.label] == "planned"],
+        for c in P.rank([c for c in self.prep.candidates if self.state[c] == "planned"],
                         self.prep.cons, self.allowed):
             todo = tuple(s for n, s in enumerate(c.steps) if c.steps[:n + 1] not in self.jobs)
             if self.prep.chain_seconds(todo, self.scale) <= left:
                 return c
-            self.state[c.label] = "not run (no time left)"
+            self.state[c] = "not run (no time left)"
         return None
 
     def run_candidate(self, c: P.Candidate) -> bool:
         """Run the chain's missing steps; True when it ran to its end (met or not)."""
         from engine.submit import submit
 
-        self.state[c.label] = "running"
+        self.state[c] = "running"
         parent: int | None = None
         for n in range(1, len(c.steps) + 1):
             prefix = c.steps[:n]
@@ -417,7 +428,7 @@ class Run:
                 job_id = submit(s.method, dataset=self.prep.dataset, values=s.config(),
                                 owner=self.prep.owner, **kwargs)
             except LabError as exc:  # refused (a queue cap, a check on its input): the next
-                self.state[c.label] = f"refused ({s.label}: {exc})"
+                self.state[c] = f"refused ({s.label}: {exc})"
                 self.save()
                 return False
             self.jobs[prefix] = self.current = job_id  # shown while it runs
@@ -426,7 +437,7 @@ class Run:
             if job.status != DONE:
                 del self.jobs[prefix]
                 late = time.monotonic() > self.deadline
-                self.state[c.label] = ("cancelled" if job.status == CANCELLED and not late
+                self.state[c] = ("cancelled" if job.status == CANCELLED and not late
                                        else "out of time" if late
                                        else f"failed (job {job.id}: {job.error})")
                 self.save()
@@ -442,13 +453,13 @@ class Run:
                 # a later step only loses more (int8) or too little back: stop the chain and
                 # every chain that starts the same way
                 for other in self.prep.candidates:
-                    if other.steps[:n] == prefix and self.state[other.label] in (
+                    if other.steps[:n] == prefix and self.state[other] in (
                             "planned", "running"):
-                        self.state[other.label] = (f"stopped early ({s.label} lost "
+                        self.state[other] = (f"stopped early ({s.label} lost "
                                                    f"{100 * drop:.2f} points on validation)")
                 self.save()
                 return True
-        self.state[c.label] = self.verdict(c)
+        self.state[c] = self.verdict(c)
         self.save()
         return True
 
@@ -469,8 +480,8 @@ class Run:
 
     def finish(self, status: str, message: str | None) -> dict[str, Any]:
         for c in self.prep.candidates:
-            if self.state[c.label] in ("planned", "running"):
-                self.state[c.label] = "cancelled" if status == CANCELLED else "not run"
+            if self.state[c] in ("planned", "running"):
+                self.state[c] = "cancelled" if status == CANCELLED else "not run"
         rows = [self.row(c) for c in self.prep.candidates]
         met = [r for r in rows if r["status"] == "met"]
         if self.prep.cons.objective == "speed":
