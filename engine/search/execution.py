@@ -4,12 +4,10 @@ the validation split (the split the search selects on; the runner scores the tes
 
 from __future__ import annotations
 
-import threading
 import time
 
 from engine.search import records
 from storage import jobs as store
-from storage.models import FINISHED, QUEUED
 
 SEQ_LEN = 64  # the methods' default max_length: candidates are built and timed at it
 POLL_S = 0.5
@@ -17,36 +15,17 @@ POLL_S = 0.5
 
 def execute(job_id: int, search_id: int | None = None, deadline: float | None = None,
             clock=time.monotonic):
-    """Run `job_id` to its end through the worker's executor step and return its row: this
-    process claims it (engine.worker.run_next) unless a live worker already has; a job waiting
-    on identical work runs that first. A watchdog asks the job to cancel once the search is
+    """Run `job_id` to its end in this process, live workers or not, and return its row
+    (engine.worker.run_to_end with `always`: a live worker may claim it first; a job waiting
+    on identical work runs that first). The job is asked to cancel once the search is
     cancelled or `deadline` (clock seconds) passes."""
-    from engine.worker import run_next
+    from engine.worker import run_to_end
 
-    stop = threading.Event()
+    def stop() -> bool:
+        return ((deadline is not None and clock() > deadline)
+                or (search_id is not None and records.cancel_requested(search_id)))
 
-    def watch() -> None:
-        while not stop.wait(POLL_S):
-            late = deadline is not None and clock() > deadline
-            if late or (search_id is not None and records.cancel_requested(search_id)):
-                store.request_cancel(job_id)
-                return
-
-    watchdog = threading.Thread(target=watch, daemon=True)
-    watchdog.start()
-    try:
-        while True:
-            job = store.get_job(job_id)  # refreshes: reaps, answers waiters
-            if job.status in FINISHED:
-                return job
-            if job.status == QUEUED and job.reused_from and job.reused_from != job_id:
-                execute(job.reused_from, search_id, deadline, clock)
-                continue
-            if run_next(None, job_id=job_id) is None:
-                time.sleep(POLL_S)
-    finally:
-        stop.set()
-        watchdog.join(timeout=2)
+    return run_to_end(job_id, always=True, poll_s=POLL_S, stop_when=stop)
 
 
 def start_job(model: str) -> int | None:
