@@ -25,12 +25,11 @@ import json
 import logging
 import sys
 import threading
-import time
 from typing import Any
 
 from engine.toolkit.config import LabError
 from storage import jobs as store
-from storage.models import DONE, FINISHED, QUEUED, RUNNING
+from storage.models import DONE, QUEUED, RUNNING
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -307,28 +306,13 @@ def _after_submit(job_ids: list[int], args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _chain(job_id: int) -> list[int]:
-    """The job and the unfinished jobs it waits on (its input job, or the identical job whose
-    result will answer it), oldest first."""
-    chain: list[int] = []
-    current: int | None = job_id
-    while current is not None and current not in chain:
-        job = store.load_job(current)
-        if job.status in FINISHED:
-            break
-        chain.append(job.id)
-        waits = job.reused_from if job.status == QUEUED else None
-        current = waits or job.parent_id
-    return chain[::-1]
-
-
 def wait_for(job_id: int, poll_s: float = 0.5):
     """Block until the job ends, with a progress bar on stderr. With no live worker, run the
-    job (and the unfinished jobs it waits on) in this process, through the worker's own
-    executor step (engine.worker.run_next)."""
+    job (and the unfinished jobs it waits on) in this process: the worker's one loop for that,
+    engine.worker.run_to_end."""
     from tqdm import tqdm
 
-    from engine.worker import alive, run_next
+    from engine.worker import run_to_end
 
     _quiet_libraries()
     bar = tqdm(total=100, file=sys.stderr, unit="%", dynamic_ncols=True,
@@ -351,23 +335,7 @@ def wait_for(job_id: int, poll_s: float = 0.5):
     watcher = threading.Thread(target=watch, daemon=True)
     watcher.start()
     try:
-        while True:
-            job = store.get_job(job_id)  # refreshes: reaps, answers waiters
-            if job.status in FINISHED:
-                return job
-            if alive():
-                time.sleep(poll_s)
-                continue
-            ran = False
-            for cid in _chain(job_id):
-                watched["id"] = cid
-                status = run_next(None, job_id=cid)
-                ran = ran or status is not None
-                if status not in (None, DONE):
-                    break
-            watched["id"] = job_id
-            if not ran:
-                time.sleep(poll_s)
+        return run_to_end(job_id, poll_s=poll_s, on_job=lambda i: watched.update(id=i))
     except KeyboardInterrupt:
         store.request_cancel(watched["id"])
         print(f"\ncancel requested for job {watched['id']}", file=sys.stderr)

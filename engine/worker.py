@@ -1,9 +1,11 @@
 """The background workers and the one executor step they and the CLI share.
 
 `run_next(worker_id, clock)` claims the next runnable job (fair share between owners) and runs
-it: the background worker loops on it, the CLI's in-process `--wait` calls it for the job it
-waits on. `run_claimed(job_id)` runs one already-claimed job with a `Heartbeat` thread around
-it (what another executor, e.g. a Ray task, calls after `store.claim`). `ensure_workers()`
+it: the background worker loops on it. `run_to_end(job_id)` is the one loop that blocks until
+a job ends, running it (and the jobs it waits on) through `run_next` in the caller's process:
+the CLI's `--wait` when no worker is alive, a search always. `run_claimed(job_id)` runs one
+already-claimed job with a `Heartbeat` thread around it (what another executor, e.g. a Ray
+task, calls after `store.claim`). `ensure_workers()`
 (used by the dashboard) keeps LAB_WORKERS workers alive on this machine.
 Importing this module is cheap: torch is imported by the jobs, not here.
 """
@@ -24,7 +26,7 @@ from pathlib import Path
 
 from storage import jobs as store
 from storage import settings
-from storage.models import utcnow
+from storage.models import DONE, FINISHED, QUEUED, utcnow
 
 log = logging.getLogger("engine.worker")
 WORKER_ALIVE_S = 30.0  # a worker heartbeats every 5 s; 30 s of silence means it is gone
@@ -119,6 +121,75 @@ def run_next(worker_id: int | None, clock: Callable[[], datetime] = utcnow,
     status = run_claimed(job.id, attempt=job.attempts)
     log.info("worker %s: job %s %s", worker_id, job.id, status)
     return status
+
+
+def pending_chain(job_id: int) -> list[int]:
+    """The job and the unfinished jobs it waits on (its input job, or the identical job whose
+    result will answer it), oldest first."""
+    chain: list[int] = []
+    current: int | None = job_id
+    while current is not None and current not in chain:
+        job = store.load_job(current)
+        if job.status in FINISHED:
+            break
+        chain.append(job.id)
+        waits = job.reused_from if job.status == QUEUED else None
+        current = waits or job.parent_id
+    return chain[::-1]
+
+
+def run_to_end(job_id: int, always: bool = False, poll_s: float = 0.5,
+               stop_when: Callable[[], bool] | None = None,
+               on_job: Callable[[int], None] | None = None):
+    """Block until `job_id` ends and return its row, running it in this process through the
+    executor step (`run_next`), each unfinished job it waits on first (`pending_chain`).
+
+    By default only while no worker is alive (else the workers run it: the CLI's `--wait`);
+    with `always`, whether or not one is (a search never waits for a free worker, nor
+    deadlocks with a single one; a claim is atomic, so a live worker may still take a job
+    first). `stop_when()` is polled every `poll_s` on a watchdog thread: once it is true, the
+    job and the one running now are asked to cancel. `on_job(id)` is told which job runs now
+    (for a progress display)."""
+    current = {"id": job_id}
+    stop = threading.Event()
+
+    def watch() -> None:
+        while not stop.wait(poll_s):
+            if stop_when():
+                for i in dict.fromkeys((current["id"], job_id)):
+                    store.request_cancel(i)
+                return
+
+    def now_running(i: int) -> None:
+        current["id"] = i
+        if on_job is not None:
+            on_job(i)
+
+    watchdog = threading.Thread(target=watch, daemon=True) if stop_when else None
+    if watchdog is not None:
+        watchdog.start()
+    try:
+        while True:
+            job = store.get_job(job_id)  # refreshes: reaps, answers waiters
+            if job.status in FINISHED:
+                return job
+            if not always and alive():
+                time.sleep(poll_s)
+                continue
+            ran = False
+            for cid in pending_chain(job_id):
+                now_running(cid)
+                status = run_next(None, job_id=cid)
+                ran = ran or status is not None
+                if status not in (None, DONE):
+                    break
+            now_running(job_id)
+            if not ran:
+                time.sleep(poll_s)
+    finally:
+        stop.set()
+        if watchdog is not None:
+            watchdog.join(timeout=2)
 
 
 def worker_loop(once: bool = False, poll_s: float = 1.0, max_jobs: int | None = None,

@@ -6,7 +6,7 @@ import plotly.express as px
 import streamlit as st
 
 from engine import search
-from engine.reports.search_plan import Constraints
+from engine.reports.search_plan import INT8_SHARE, Constraints
 from pages.ui import attendee, can_change, dataset_choices, dataset_label, plain, show_error
 from storage import jobs as store
 
@@ -78,6 +78,11 @@ def follow(search_id: int) -> None:
     elif rec.get("sensitivity_job"):
         st.caption(f"Accuracy predicted from the sensitivity map of job "
                    f"{rec['sensitivity_job']}; selection is on measured validation accuracy.")
+    if any(s["config"].get("max_drop") for c in rec["candidates"] for s in c.get("steps", [])):
+        st.caption(f"An int8 step marked accuracy-aware was given quantize's max_drop: "
+                   f"{INT8_SHARE:.0%} of what the budget had left after its chain's earlier "
+                   f"steps, so it keeps its most sensitive parts in float (a little slower "
+                   f"and larger than plain int8).")
     rows = pd.DataFrame([{"chain": c["chain"], "job": c["id"], "status": c["status"],
                           "val_accuracy": c["val_accuracy"],
                           "speedup": (c.get("speedup_vs_start") or {}).get(

@@ -82,3 +82,25 @@ def test_real_worker_runs_finetune_then_evaluate(tiny_model_dir, tiny_csv, lab_h
         worker.terminate()
         worker.wait(timeout=30)
     assert worker.returncode == 0, worker.stderr.read()
+
+
+def test_the_one_executor_loop_runs_jobs_only_when_it_should(tiny_model_dir, tiny_csv) -> None:
+    """engine.worker.run_to_end serves `--wait` (runs a job only when no worker is alive) and
+    the search (`always`: runs it here, worker alive or not, the jobs it waits on first)."""
+    from engine.submit import submit
+    from engine.worker import run_to_end
+    from storage import jobs as store
+    from storage.models import utcnow
+
+    store.register_worker(device="cpu", now=utcnow(), name="busy")  # alive, never claims
+    args = {"model": str(tiny_model_dir), "dataset": f"csv:{tiny_csv}"}
+    waited = submit("evaluate", **args)
+    polls: list[int] = []
+    job = run_to_end(waited, poll_s=0.05, stop_when=lambda: len(polls) > 3 or polls.append(1))
+    assert job.status == "cancelled" and job.started_at is None  # left to the live worker
+    first = submit("evaluate", **args, fresh=True)
+    second = submit("evaluate", **args)
+    assert store.get_job(second).reused_from == first  # identical work: it waits on the first
+    job = run_to_end(second, always=True, poll_s=0.05)
+    assert job.status == "done" and store.get_job(first).status == "done"
+    assert job.reused_from == first

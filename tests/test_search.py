@@ -83,6 +83,55 @@ def test_prediction_from_a_sensitivity_map() -> None:
     assert P.keep_layers(6, 2, sens) is None
 
 
+def test_a_tight_budget_makes_the_int8_step_accuracy_aware() -> None:
+    from engine.methods.registry import get_method
+
+    sens = sensitivity()
+    cands = P.plan(4, 4, ("distill",), ("int8-dynamic",), sens)
+    alone = next(c for c in cands if c.label == "int8-dynamic")
+    chained = next(c for c in cands if c.label == "distill to 2 layers → int8-dynamic")
+    # every part int8 loses 0.001 + 24 x 0.0005 = 0.013: within 80 % of a loose budget, plain
+    P.fit_int8(cands, 0.05, 4, sens)
+    assert "max_drop" not in alone.steps[-1].config() and alone.label == "int8-dynamic"
+    # a budget of one point: int8 gets 80 % of it as quantize's max_drop, and says so
+    P.fit_int8(cands, 0.01, 4, sens)
+    step = alone.steps[-1]
+    assert step.config() == {"scheme": "int8-dynamic", "max_drop": pytest.approx(0.008)}
+    assert alone.label == "int8-dynamic, accuracy-aware (max_drop=0.008)"
+    get_method("quantize").config.from_values(step.config())  # a valid quantize config
+    P.predict([alone], TABLE, 10.0, sens)
+    assert alone.predicted["drop"] == pytest.approx(0.008)
+    # the 9 most sensitive of 25 parts stay float (0.013 - 0.001 - 8 x 0.0005 = 0.008): slower
+    assert alone.effect["int8_float_share"] == pytest.approx(9 / 25)
+    assert alone.predicted["ms"] == pytest.approx(42.0 * (9 / 25 + 16 / 25 / 2.0))
+    # distill to 2 layers is predicted to lose 0.012 already: nothing left, plain int8 ...
+    assert "max_drop" not in chained.steps[-1].config()
+    # ... until the distill step is measured at 0.004: int8 gets 80 % of the 0.006 left
+    P.fit_int8(cands, 0.01, 4, sens, measured={chained.steps[:1]: 0.004})
+    assert chained.steps[-1].config()["max_drop"] == pytest.approx(0.0048)
+    assert chained.steps[0].label == "distill to 2 layers"  # the prefix is unchanged
+    # the accuracy-aware step costs its validation passes in the time estimate
+    plain, aware = P._int8("int8-dynamic"), chained.steps[-1]
+    assert P.step_seconds(aware, TABLE, 42, 0, 100, 100, True) > P.step_seconds(
+        plain, TABLE, 42, 0, 100, 100, True)
+
+
+def test_the_search_replans_int8_from_its_budget() -> None:
+    from types import SimpleNamespace
+
+    from engine.search import Run
+
+    sens = sensitivity()
+    cands = P.plan(4, 4, (), ("int8-dynamic",), sens)
+    prep = SimpleNamespace(candidates=cands, cons=P.Constraints(max_drop=0.01), table=TABLE,
+                           size_mb=10.0, sensitivity=sens, chain_seconds=lambda steps: 60.0)
+    run = Run(prep, {"id": 1}, None)
+    run.allowed = 0.01
+    run.refit()
+    assert cands[0].steps[-1].config()["max_drop"] == pytest.approx(0.008)
+    assert cands[0].predicted["drop"] == pytest.approx(0.008)
+
+
 @pytest.mark.parametrize("kwargs, words", [
     ({"max_drop": 0}, "admits no candidate"),
     ({"max_drop": 1.5}, "below 1"),
@@ -213,13 +262,21 @@ def test_the_search_page_renders_and_shows_a_search(monkeypatch) -> None:
                               {"id": 3, "jobs": [3], "chain": "distill to 3 layers",
                                "status": "met", "val_accuracy": 0.81,
                                "predicted": {"speedup": 2.0, "drop": 0.004},
-                               "speedup_vs_start": {"32": 1.9}, "size_mb": 40.0}]})
+                               "speedup_vs_start": {"32": 1.9}, "size_mb": 40.0},
+                              {"id": None, "jobs": [], "status": "not run (no time left)",
+                               "chain": "int8-dynamic, accuracy-aware (max_drop=0.008)",
+                               "val_accuracy": None, "predicted": {"speedup": 1.5,
+                                                                   "drop": 0.008},
+                               "steps": [{"method": "quantize", "label": "x", "config": {
+                                   "scheme": "int8-dynamic", "max_drop": 0.008}}]}]})
     launched = []
     monkeypatch.setattr(S, "launch", lambda *a, **k: launched.append((a, k)) or sid + 1)
     at = AppTest.from_file(str(ROOT / "pages" / "search.py"), default_timeout=30).run()
     assert not at.exception
-    assert at.dataframe[0].value["chain"].tolist() == ["distill to 3 layers"]
+    assert at.dataframe[0].value["chain"].tolist() == [
+        "distill to 3 layers", "int8-dynamic, accuracy-aware (max_drop=0.008)"]
     assert "The winner is job 3" in at.success[0].value
+    assert any("accuracy-aware" in c.value for c in at.caption)
     at.button(key="search_start").click().run()
     assert not at.exception and launched
     (model, dataset, cons, owner), _ = launched[0]

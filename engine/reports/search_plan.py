@@ -35,6 +35,13 @@ RECOVERY = {"distill": 0.4, "layers": 0.5, "heads": 0.5}
 ATTENTION_SHARE = 0.5  # all of a layer's heads removed: this share of dropping the layer
 SLACK = 1.5  # a candidate is tried when its predicted drop is within SLACK x the budget
 STEP_OVERHEAD_S = 10.0  # load, save, register: seconds per job besides training and timing
+# Accuracy-aware int8 in a chain: when a plain int8 step is predicted to lose more than this
+# share of what the budget has left after the chain's earlier steps, the step is submitted with
+# quantize's max_drop = this share of it, so int8 keeps the most sensitive parts float (the
+# margin: quantize measures on a validation sample, the search judges on the whole split).
+INT8_SHARE = 0.8
+MAX_DROP_EXAMPLES = 500  # quantize's max_drop_examples default: its validation sample
+AWARE_PROBES = 8  # validation passes of an accuracy-aware int8 job's search for its float set
 
 
 @dataclass(frozen=True)
@@ -126,7 +133,7 @@ def step(method: str, label: str, **values: Any) -> Step:
                                      for k, v in values.items())), label)
 
 
-@dataclass
+@dataclass(eq=False)  # one candidate is one object (a search keys its state on it)
 class Candidate:
     """A chain with its predictions (filled by `predict`) and, once run, its outcome."""
 
@@ -234,8 +241,76 @@ def _layers(k: int) -> str:
     return f"{k} layer" + "s" * (k != 1)
 
 
-def _int8(scheme: str) -> Step:
-    return step("quantize", scheme, scheme=scheme)
+def _int8(scheme: str, max_drop: float | None = None) -> Step:
+    if not max_drop:
+        return step("quantize", scheme, scheme=scheme)
+    return step("quantize", f"{scheme}, accuracy-aware (max_drop={max_drop:g})", scheme=scheme,
+                max_drop=max_drop)
+
+
+def int8_budget(int8_drop: float, remaining: float) -> float | None:
+    """quantize's max_drop for an int8 step predicted to lose `int8_drop` when the budget has
+    `remaining` left: None (plain int8) when that fits in INT8_SHARE of it, or nothing is left
+    (no float set can help then); else INT8_SHARE of what is left, floored to 4 decimals."""
+    if remaining <= 0 or int8_drop <= INT8_SHARE * remaining:
+        return None
+    return math.floor(round(INT8_SHARE * remaining * 1e4, 6)) / 1e4 or None
+
+
+def fit_int8(cands: list[Candidate], allowed: float, layers: int,
+             sensitivity: dict[str, Any] | None = None,
+             measured: dict[tuple[Step, ...], float] | None = None) -> None:
+    """Make each chain's int8 step (always the last) accuracy-aware where the budget is tight,
+    plain where it is not: what the budget has left is `allowed` minus the drop of the steps
+    before it (measured on validation when they ran, else predicted). Rewrites the step (its
+    label says so, its config carries max_drop) and the effect (int8_max_drop, and the
+    predicted share of parts left float, int8_float_share)."""
+    measured = measured or {}
+    for c in cands:
+        if c.steps[-1].method != "quantize":
+            continue
+        prefix = c.steps[:-1]
+        plain = {k: v for k, v in c.effect.items()
+                 if k not in ("int8_max_drop", "int8_float_share")}
+        head = {k: v for k, v in plain.items() if k != "int8"}
+        before_pred = predict_drop(head, layers, sensitivity)
+        before = measured.get(prefix, before_pred) if prefix else 0.0
+        cost = predict_drop(plain, layers, sensitivity) - before_pred
+        budget = int8_budget(cost, allowed - before)
+        if budget:
+            plain.update(int8_max_drop=budget,
+                         int8_float_share=float_share(plain, layers, sensitivity, budget, cost))
+        c.steps, c.effect = prefix + (_int8(plain["int8"], budget),), plain
+
+
+def float_share(eff: dict[str, Any], layers: int, sensitivity: dict[str, Any] | None,
+                budget: float, cost: float) -> float:
+    """The predicted share of an accuracy-aware int8 step's parts left float: with a
+    sensitivity map, the most sensitive parts (of the layers kept) taken out until the rest's
+    drop is within `budget`; else as if the drop shrank in proportion to the parts int8."""
+    rows = _quant_rows(eff, layers, sensitivity)
+    if rows is None:
+        return min(1.0, max(0.0, 1 - budget / cost)) if cost > 0 else 0.0
+    left, total = 0, sum(rows)
+    for d in sorted(rows, reverse=True):
+        if total <= budget + 1e-12:  # float sums
+            break
+        total -= d
+        left += 1
+    return left / len(rows) if rows else 0.0
+
+
+def _quant_rows(eff: dict[str, Any], layers: int,
+                sensitivity: dict[str, Any] | None) -> list[float] | None:
+    """The int8 drop of each part the chain quantizes (the kept layers' and the embeddings'),
+    from the sensitivity map, or None without one (for this depth)."""
+    quant = (sensitivity or {}).get("quant") if _layer_drops(sensitivity, layers) else None
+    if not quant:
+        return None
+    kept = eff.get("kept_layers", list(range(layers)))
+    factor = 2.0 if eff.get("int8") == "int8-static" else 1.0
+    return [factor * max(0.0, q["acc_drop"]) for q in quant
+            if q.get("layer") is None or q["layer"] in kept]
 
 
 def spread(layers: int, k: int) -> list[int]:
@@ -288,8 +363,10 @@ def predict_latency(eff: dict[str, Any], table: LatencyTable) -> float:
     shape = effect_shape(eff, table)
     layer = shape["heads"] * table.head_ms + table.ffn_ms() * shape["ffn_factor"]
     ms = table.fixed_ms + len(shape["kept"]) * layer
-    if shape["int8"]:
-        ms /= table.int8_speedup.get(shape["int8"], PRIOR_INT8_SPEEDUP[shape["int8"]])
+    if shape["int8"]:  # accuracy-aware: the parts left float keep their float cost
+        x = table.int8_speedup.get(shape["int8"], PRIOR_INT8_SPEEDUP[shape["int8"]])
+        f = eff.get("int8_float_share", 0.0)
+        ms *= f + (1 - f) / x
     return ms
 
 
@@ -305,7 +382,8 @@ def predict_size(eff: dict[str, Any], table: LatencyTable, start_size_mb: float,
     layer = 4 * h * h * shape["heads"] / max(1, table.heads) + 2 * h * f * shape["ffn_factor"]
     kept = emb + len(shape["kept"]) * layer
     size = start_size_mb * kept / full
-    return size / 4 if shape["int8"] else size
+    f = eff.get("int8_float_share", 0.0)
+    return size * (f + (1 - f) / 4) if shape["int8"] else size
 
 
 def predict_drop(eff: dict[str, Any], layers: int,
@@ -339,13 +417,11 @@ def predict_drop(eff: dict[str, Any], layers: int,
         total += PRIOR_DROP["lowrank"] * (1 - eff["ffn_rank"]) * 2
     scheme = eff.get("int8")
     if scheme:
-        quant = (sensitivity or {}).get("quant") if drops is not None else None
-        if quant:
-            part = sum(max(0.0, q["acc_drop"]) for q in quant
-                       if q.get("layer") is None or q["layer"] in kept)
-            total += part * (2.0 if scheme == "int8-static" else 1.0)
-        else:
-            total += PRIOR_INT8_DROP[scheme]
+        rows = _quant_rows(eff, layers, sensitivity)
+        part = sum(rows) if rows is not None else PRIOR_INT8_DROP[scheme]
+        if eff.get("int8_max_drop") is not None:  # accuracy-aware: floats parts to stay within
+            part = min(part, eff["int8_max_drop"])
+        total += part
     return total
 
 
@@ -353,10 +429,17 @@ def step_seconds(s: Step, table32: LatencyTable, shape_ms: float, n_train_steps:
                  n_test: int, n_val: int, compiled: bool) -> float:
     """About how long one job of a chain takes: its training steps (3 forward passes each,
     at batch 32, of the model it trains: `shape_ms`), its test and validation passes, and its
-    timing (30-60 rounds of itself and its parent at batch 1 and 32, plus compiling)."""
+    timing (30-60 rounds of itself and its parent at batch 1 and 32, plus compiling). An
+    accuracy-aware int8 step adds its validation-sample passes: the int8 sensitivity of each
+    part (a chained step's input has no stored map) and the search for its float set."""
     full32 = table32.full_ms
     train = n_train_steps * 3 * max(shape_ms, full32) / 1000 if s.method != "quantize" else 0
     passes = (n_test + n_val) / 32 * full32 / 1000
+    cfg = s.config()
+    if s.method == "quantize" and cfg.get("max_drop"):
+        sample = cfg.get("max_drop_examples") or MAX_DROP_EXAMPLES
+        probes = AWARE_PROBES + 6 * table32.layers + 1
+        passes += probes * min(n_val, sample) / 32 * full32 / 1000
     timing = 2 * 45 * (full32 + full32 / 16) / 1000 * (2 if compiled else 1)
     return STEP_OVERHEAD_S + train + passes + timing + (40.0 if compiled else 0.0)
 

@@ -1,0 +1,54 @@
+"""How a search runs its jobs and measures them: every candidate step is an ordinary job, run
+to its end through the worker's executor step in the search's own process, then scored once on
+the validation split (the split the search selects on; the runner scores the test split)."""
+
+from __future__ import annotations
+
+import time
+
+from engine.search import records
+from storage import jobs as store
+
+SEQ_LEN = 64  # the methods' default max_length: candidates are built and timed at it
+POLL_S = 0.5
+
+
+def execute(job_id: int, search_id: int | None = None, deadline: float | None = None,
+            clock=time.monotonic):
+    """Run `job_id` to its end in this process, live workers or not, and return its row
+    (engine.worker.run_to_end with `always`: a live worker may claim it first; a job waiting
+    on identical work runs that first). The job is asked to cancel once the search is
+    cancelled or `deadline` (clock seconds) passes."""
+    from engine.worker import run_to_end
+
+    def stop() -> bool:
+        return ((deadline is not None and clock() > deadline)
+                or (search_id is not None and records.cancel_requested(search_id)))
+
+    return run_to_end(job_id, always=True, poll_s=POLL_S, stop_when=stop)
+
+
+def start_job(model: str) -> int | None:
+    """The job whose output is `model` (building the teacher when `default` is missing)."""
+    from engine.submit import DEFAULT_ALIAS, ensure_teacher
+
+    if model == DEFAULT_ALIAS:
+        row = store.find_model(DEFAULT_ALIAS)
+        return row.job_id if row is not None else ensure_teacher()
+    if model.startswith("job:"):
+        return int(model[4:])
+    return None
+
+
+def val_accuracy(model_id: str, data) -> float:
+    """Accuracy (0..1) on the validation split, the lab's one harness (never the test split:
+    the search selects on it)."""
+    from engine.toolkit import checkpoints as M
+    from engine.toolkit import device as dev
+    from engine.toolkit.evaluation import classification_metrics, predict
+
+    device = dev.setup()
+    ref = M.resolve(model_id)
+    model = M.load_classifier(ref, label_names=data.label_names).to(device)
+    preds, _ = predict(model, M.load_tokenizer(ref), data.val.texts, SEQ_LEN, device)
+    return classification_metrics(data.val.labels, preds, data.num_labels)["accuracy"]

@@ -1,0 +1,278 @@
+"""One search's state machine: pick the most promising planned candidate that fits the time
+left, run its missing steps as jobs, measure each on validation, stop chains whose prefix is
+already over budget, re-plan what is left (int8 steps accuracy-aware where the budget is tight),
+record every step, and pick the winner."""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+from engine.reports import search_plan as P
+from engine.search import records
+from engine.search.execution import execute, val_accuracy
+from engine.search.planning import Prepared
+from engine.search.report import chain_speedup, winner_report
+from engine.toolkit.config import LabError
+from storage import jobs as store
+from storage.models import CANCELLED, DONE
+
+
+class Run:
+    """One search's loop: pick the most promising candidate that fits the time left, run its
+    steps (reusing a prefix another candidate ran), measure, re-predict, record."""
+
+    def __init__(self, prep: Prepared, rec: dict[str, Any], max_candidates: int | None,
+                 on_update=None, t0: float | None = None):
+        self.prep, self.rec, self.max_candidates = prep, rec, max_candidates
+        self.on_update = on_update or (lambda rec: None)
+        self.t0 = time.monotonic() if t0 is None else t0
+        self.deadline = self.t0 + prep.cons.minutes * 60
+        self.jobs: dict[tuple[P.Step, ...], int] = {}  # prefix -> its done job
+        self.val: dict[int, float] = {}  # job id -> validation accuracy
+        self.measured: dict[tuple[P.Step, ...], float] = {}  # prefix -> validation drop
+        self.state = {c: "planned" for c in prep.candidates}
+        self.scale = 1.0  # measured / estimated seconds so far
+        self.current: int | None = None  # the job running now
+
+    # ---- the record
+    def save(self, **changes: Any) -> None:
+        self.rec.update(changes, candidates=[self.row(c) for c in self.prep.candidates],
+                        minutes=round((time.monotonic() - self.t0) / 60, 2))
+        records.save({k: v for k, v in self.rec.items() if k != "cancel_requested"})
+        self.on_update(self.rec)
+
+    def row(self, c: P.Candidate) -> dict[str, Any]:
+        ids = [self.jobs[c.steps[:n]] for n in range(1, len(c.steps) + 1)
+               if c.steps[:n] in self.jobs]
+        last = ids[-1] if len(ids) == len(c.steps) else None
+        out = {"id": last, "jobs": ids, "chain": c.label,
+               "steps": [s.as_dict() for s in c.steps], "status": self.state[c],
+               "val_accuracy": self.val.get(ids[-1]) if ids else None,
+               "predicted": {k: (round(v, 5) if isinstance(v, float) else v)
+                             for k, v in c.predicted.items()}}
+        if last is not None:
+            out.update(self.measured_figures(last, ids))
+        return out
+
+    def measured_figures(self, last: int, ids: list[int]) -> dict[str, Any]:
+        from engine.reports.runs import FASTEST, latency_row
+
+        run = store.job_as_dict(store.get_job(last, refresh_first=False))
+        m = run["metrics"] or {}
+        lat = latency_row(run, self.prep.cons.batch, FASTEST) or {}
+        speed, runtime = chain_speedup(ids, self.prep.cons.batch)
+        return {"speedup_vs_start": speed, "speedup_runtime": runtime,
+                "p50_ms": lat.get("p50_ms"), "p50_runtime": lat.get("runtime"),
+                "size_mb": m.get("size_mb"), "test_accuracy": m.get("accuracy")}
+
+    # ---- the loop
+    def go(self) -> dict[str, Any]:
+        try:
+            return self.loop()
+        except KeyboardInterrupt:  # Ctrl-C on the CLI: a cancel that keeps what finished
+            if self.current is not None:
+                store.request_cancel(self.current)
+            self.finish(CANCELLED, "cancelled")
+            raise
+        except LabError as exc:  # e.g. the start could not be evaluated
+            self.save(status="failed", message=f"{exc}; the candidates it finished are kept")
+            raise
+        except Exception as exc:  # a bug: say so on the record, keep what finished
+            self.save(status="failed", message=f"the search stopped on an unexpected error: "
+                      f"{type(exc).__name__} {exc}; the candidates it finished are kept")
+            raise
+
+    def loop(self) -> dict[str, Any]:
+        prep = self.prep
+        self.save(status="running", message="evaluating the starting model", pid=os.getpid(),
+                  sensitivity_job=(prep.sensitivity or {}).get("job_id"),
+                  prediction_source=prep.candidates[0].predicted["source"],
+                  latency_table=prep.table.__dict__)
+        ref = self.reference_job()
+        if ref is None:
+            return self.finish(CANCELLED, "cancelled before any candidate ran")
+        self.start_val = val_accuracy(prep.model, prep.data)
+        self.allowed = prep.cons.allowed_drop(self.start_val)
+        self.refit()
+        self.save(start_job=ref, start_val_accuracy=self.start_val,
+                  allowed_drop=self.allowed, message="running candidates")
+        ran = 0
+        while True:
+            if records.cancel_requested(self.rec["id"]):
+                return self.finish(CANCELLED, "cancelled")
+            if self.max_candidates is not None and ran >= self.max_candidates:
+                break
+            pick = self.next_candidate()
+            if pick is None:
+                break
+            # a chain whose every step another one ran costs nothing: it does not count
+            ran += any(pick.steps[:n] not in self.jobs for n in range(1, len(pick.steps) + 1))
+            if not self.run_candidate(pick):
+                if records.cancel_requested(self.rec["id"]):
+                    return self.finish(CANCELLED, "cancelled")
+            self.refit()
+        limit = self.max_candidates is not None and ran >= self.max_candidates
+        for c in prep.candidates:
+            if self.state[c] == "planned":
+                fits = bool(P.rank([c], prep.cons, self.allowed))
+                self.state[c] = ("not run (predicted outside the budget)" if not fits
+                                       else "not run (candidate limit)" if limit
+                                       else "not run (no time left)")
+        return self.finish(DONE, None)
+
+    def refit(self) -> None:
+        """Re-plan the candidates not run yet from what is known now: each int8 step is
+        accuracy-aware where what the budget has left after its chain's earlier steps
+        (measured when they ran) is tight (search_plan.fit_int8), then every prediction."""
+        prep = self.prep
+        planned = [c for c in prep.candidates if self.state[c] == "planned"]
+        P.fit_int8(planned, self.allowed, prep.table.layers, prep.sensitivity, self.measured)
+        P.predict(planned, prep.table, prep.size_mb, prep.sensitivity, self.measured)
+        for c in planned:
+            c.predicted["minutes"] = prep.chain_seconds(c.steps) / 60
+
+    def reference_job(self) -> int | None:
+        """A done job holding the start model's test predictions on this dataset: the job that
+        made it, else an `evaluate` job (queued and run here)."""
+        from engine.submit import submit
+
+        prep = self.prep
+        if prep.start_job is not None:
+            job = store.get_job(prep.start_job)
+            if job.dataset == prep.dataset and job.metrics is not None \
+                    and job.metrics.accuracy is not None:
+                return job.id
+        job_id = submit("evaluate", model=prep.model, dataset=prep.dataset, owner=prep.owner)
+        job = execute(job_id, self.rec["id"], self.deadline)
+        if job.status != DONE:
+            if job.status == CANCELLED:
+                return None
+            raise LabError(f"evaluating the starting model failed (job {job.id}): {job.error}")
+        return job.id
+
+    def next_candidate(self) -> P.Candidate | None:
+        """The most promising planned candidate whose remaining steps fit the time left."""
+        left = self.deadline - time.monotonic()
+        for c in P.rank([c for c in self.prep.candidates if self.state[c] == "planned"],
+                        self.prep.cons, self.allowed):
+            todo = tuple(s for n, s in enumerate(c.steps) if c.steps[:n + 1] not in self.jobs)
+            if self.prep.chain_seconds(todo, self.scale) <= left:
+                return c
+            self.state[c] = "not run (no time left)"
+        return None
+
+    def run_candidate(self, c: P.Candidate) -> bool:
+        """Run the chain's missing steps; True when it ran to its end (met or not)."""
+        from engine.submit import submit
+
+        self.state[c] = "running"
+        parent: int | None = None
+        for n in range(1, len(c.steps) + 1):
+            prefix = c.steps[:n]
+            if prefix in self.jobs:
+                parent = self.jobs[prefix]
+                continue
+            s = prefix[-1]
+            self.save(message=f"running {c.label}" + (
+                f" (step {n} of {len(c.steps)}: {s.label})" if len(c.steps) > 1 else ""))
+            began, guess = time.monotonic(), self.prep.chain_seconds((s,))
+            kwargs = {"from_job": parent} if parent is not None else {"model": self.prep.model}
+            try:
+                job_id = submit(s.method, dataset=self.prep.dataset, values=s.config(),
+                                owner=self.prep.owner, **kwargs)
+            except LabError as exc:  # refused (a queue cap, a check on its input): the next
+                self.state[c] = f"refused ({s.label}: {exc})"
+                self.save()
+                return False
+            self.jobs[prefix] = self.current = job_id  # shown while it runs
+            job = execute(job_id, self.rec["id"], self.deadline)
+            self.current = None
+            if job.status != DONE:
+                del self.jobs[prefix]
+                late = time.monotonic() > self.deadline
+                self.state[c] = ("cancelled" if job.status == CANCELLED and not late
+                                       else "out of time" if late
+                                       else f"failed (job {job.id}: {job.error})")
+                self.save()
+                return False
+            if not job.reused_from:
+                self.scale = max(0.2, min(5.0, (time.monotonic() - began) / guess))
+            acc = val_accuracy(f"job:{job_id}", self.prep.data)
+            self.val[job_id] = acc
+            drop = self.start_val - acc
+            self.measured[prefix] = drop
+            parent = job_id
+            if n < len(c.steps) and drop > self.allowed:
+                # a later step only loses more (int8) or too little back: stop the chain and
+                # every chain that starts the same way
+                for other in self.prep.candidates:
+                    if other.steps[:n] == prefix and self.state[other] in (
+                            "planned", "running"):
+                        self.state[other] = (f"stopped early ({s.label} lost "
+                                                   f"{100 * drop:.2f} points on validation)")
+                self.save()
+                return True
+        self.state[c] = self.verdict(c)
+        self.save()
+        return True
+
+    def verdict(self, c: P.Candidate) -> str:
+        row = self.row(c)
+        cons = self.prep.cons
+        drop = self.start_val - row["val_accuracy"]
+        if drop > self.allowed:
+            return f"over budget (lost {100 * drop:.2f} points on validation)"
+        if cons.max_latency_ms is not None and (row["p50_ms"] or 0) > cons.max_latency_ms:
+            return f"over the latency ceiling ({row['p50_ms']:.1f} ms)"
+        if cons.max_size_mb is not None and (row["size_mb"] or 0) > cons.max_size_mb:
+            return f"over the size ceiling ({row['size_mb']:.1f} MB)"
+        x = (row["speedup_vs_start"] or {}).get(str(cons.batch))
+        if cons.objective == "speed" and x is not None and x <= 1.0:
+            return f"not faster than the start ({x:.2f}x at batch {cons.batch})"
+        return "met"
+
+    def finish(self, status: str, message: str | None) -> dict[str, Any]:
+        for c in self.prep.candidates:
+            if self.state[c] in ("planned", "running"):
+                self.state[c] = "cancelled" if status == CANCELLED else "not run"
+        rows = [self.row(c) for c in self.prep.candidates]
+        met = [r for r in rows if r["status"] == "met"]
+        if self.prep.cons.objective == "speed":
+            met.sort(key=lambda r: (-(r["speedup_vs_start"] or {}).get(
+                str(self.prep.cons.batch), 0.0), -(r["val_accuracy"] or 0)))
+        else:
+            met.sort(key=lambda r: (r["size_mb"] or float("inf"), -(r["val_accuracy"] or 0)))
+        winner = met[0] if met else None
+        report = winner_report(self.rec.get("start_job"), winner) if winner else None
+        if message is None:
+            message = (report["sentence"] if report else self.nobody_text(rows))
+        elif status == CANCELLED:
+            done = [r for r in rows if r["id"] is not None]
+            message = (f"cancelled; it keeps the {len(done)} candidate"
+                       f"{'s' * (len(done) != 1)} it finished"
+                       + (f" (jobs {', '.join(str(r['id']) for r in done)})" if done else ""))
+        self.save(status=status, message=message, winner=winner["id"] if winner else None,
+                  report=report, finished=True)
+        return self.rec
+
+    def nobody_text(self, rows: list[dict[str, Any]]) -> str:
+        ran = [r for r in rows if r["val_accuracy"] is not None]
+        if not ran:
+            return ("no candidate met it: none could run within the time budget; give more "
+                    "--minutes")
+        kept = [r for r in ran if self.start_val - r["val_accuracy"] <= self.allowed]
+        if kept:  # the accuracy held, a ceiling or the speed did not
+            key = str(self.prep.cons.batch)
+            best = (max(kept, key=lambda r: (r.get("speedup_vs_start") or {}).get(key) or 0)
+                    if self.prep.cons.objective == "speed"
+                    else min(kept, key=lambda r: r.get("size_mb") or float("inf")))
+            return (f"no candidate met it: {len(ran)} ran and {len(kept)} kept the accuracy "
+                    f"budget, but the closest, {best['chain']} (job {best['jobs'][-1]}), is "
+                    f"{best['status']}; loosen the ceiling or give more time")
+        best = max(ran, key=lambda r: r["val_accuracy"])
+        return (f"no candidate met it: {len(ran)} ran; the closest was {best['chain']} (job "
+                f"{best['jobs'][-1]}) at {100 * (self.start_val - best['val_accuracy']):.2f} "
+                f"points lost on validation against a budget of "
+                f"{100 * self.allowed:.2f}; loosen the budget or give more time")
