@@ -170,15 +170,18 @@ def test_a_short_search_ends_with_a_winner_or_says_none_met_it(tiny_model_dir, t
                          "--minutes", "10", "--max-candidates", "1", "--json", *FAST)
     result = json.loads(out)
     assert code in (0, 1), err
-    # the most promising chain ran (distill, then heads from its output); its first step is
-    # a candidate of its own, measured for free
+    # the most promising chain ran, and each of its prefixes is a candidate of its own,
+    # measured for free. Which chain ranks first rests on a latency table measured on this
+    # machine (noisy on a busy one), so the test names no chain: it checks the shape.
     ran = {c["chain"]: c for c in result["candidates"] if c["id"] is not None}
-    assert set(ran) == {"distill to 1 layer", "distill to 1 layer → remove 25% of heads"}
+    assert ran, result
+    steps = max(ran, key=lambda chain: chain.count(" → ")).split(" → ")
+    assert set(ran) == {" → ".join(steps[:i]) for i in range(1, len(steps) + 1)}
     assert all(c["val_accuracy"] is not None for c in ran.values())
-    first, chained = (store.get_job(ran[k]["id"]) for k in ran)
-    assert first.status == chained.status == "done"
-    assert chained.method == "prune" and chained.parent_id == first.id  # from_job
-    assert {j.method for j in store.list_jobs()} == {"evaluate", "distill", "prune"}
+    jobs = [store.get_job(ran[" → ".join(steps[:i])]["id"]) for i in range(1, len(steps) + 1)]
+    assert all(j.status == "done" for j in jobs)
+    assert all(b.parent_id == a.id for a, b in zip(jobs, jobs[1:], strict=False))  # from_job
+    assert {j.method for j in store.list_jobs()} == {"evaluate"} | {j.method for j in jobs}
     if result["winner"]:
         assert code == 0
         winner = result["winner"]
