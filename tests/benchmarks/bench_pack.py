@@ -4,7 +4,7 @@ rendered Results page, on a fresh LAB_HOME (goal: at most 30 s).
     LAB_THREADS=2 .venv/bin/python -m tests.benchmarks.bench_pack [--runs 10] [--repeats 5]
 
 Seeds RUNS finished runs (a teacher and quantize / prune / distill children with paired
-latencies and 1,066 per-example test predictions each, the size of Rotten Tomatoes' test split;
+latencies and 2,000 per-example test predictions each, the size of the lab's Rotten Tomatoes test split;
 tests.test_results_page.seed_runs) in a scratch lab, exports them as a pack without models,
 then REPEATS times, each in a new empty LAB_HOME: runs `python -m engine pack import FILE` as a
 user would (a new process: imports, migrations, the import) and then renders the Results page
@@ -52,7 +52,7 @@ def make_pack(base: Path, runs: int) -> Path:
     pack = base / "runs.labpack"
     code = ("from tests.test_results_page import seed_runs\n"
             "from engine.packs import export_pack\n"
-            f"ids = seed_runs({runs}, n_examples=1066)\n"
+            f"ids = seed_runs({runs}, n_examples=2000)\n"
             f"export_pack({str(pack)!r}, ids)\n")
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=_env(base / "source"),
                    check=True)
