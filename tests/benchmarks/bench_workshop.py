@@ -90,7 +90,9 @@ def percentile(values: list[float], q: float) -> float | None:
 def account(submitted: list[int], rows: list[dict[str, Any]]) -> dict[str, Any]:
     """What happened to the submitted jobs, from their rows ({id, status, attempts,
     reused_from, work_key}): `executed` (done by running, not answered from another job),
-    `lost` (submitted ids with no row, or not done), `run_twice` (claimed more than once),
+    `lost` (submitted ids with no row, or failed or cancelled), `unfinished` (queued or
+    running when the scenario's timeout ended it: late, not lost), `run_twice` (claimed
+    more than once),
     `duplicate_work` (work keys that more than one job ran)."""
     by_id = {r["id"]: r for r in rows}
     ran = [r for r in rows if r["id"] in set(submitted) and r["reused_from"] is None
@@ -101,8 +103,10 @@ def account(submitted: list[int], rows: list[dict[str, Any]]) -> dict[str, Any]:
             keys[r["work_key"]] = keys.get(r["work_key"], 0) + 1
     return {"submitted": len(submitted),
             "executed": sum(1 for r in ran if r["status"] == "done"),
-            "lost": sorted(i for i in set(submitted)
-                           if i not in by_id or by_id[i]["status"] != "done"),
+            "lost": sorted(i for i in set(submitted) if i not in by_id
+                           or by_id[i]["status"] in ("failed", "cancelled")),
+            "unfinished": sorted(i for i in set(submitted) if i in by_id
+                                 and by_id[i]["status"] in ("queued", "running")),
             "run_twice": sorted(r["id"] for r in ran if (r["attempts"] or 0) > 1),
             "duplicate_work": sum(n - 1 for n in keys.values() if n > 1)}
 
@@ -436,7 +440,9 @@ def show(backend: str, solo: dict | None, crowd: dict, fair: dict, args) -> None
     print(f"\n== {backend}: {args.attendees} attendees x 3 jobs within {args.window:.0f} s, "
           f"{args.renderers} page renderers, {args.workers} workers ==")
     print(f"jobs submitted {crowd['submitted']}, executed {crowd['executed']} (goal 3), lost "
-          f"{len(crowd['lost'])} (goal 0), run twice {len(crowd['run_twice'])} (goal 0), "
+          f"{len(crowd['lost'])} (goal 0), unfinished at the timeout "
+          f"{len(crowd['unfinished'])}, "
+          f"run twice {len(crowd['run_twice'])} (goal 0), "
           f"identical work run again {crowd['duplicate_work']}")
     print(f"errors seen by a user {len(crowd['errors'])} (goal 0), of which "
           f"'{LOCKED}' {crowd['locked']}")
