@@ -5,12 +5,12 @@ rendered Results page, on a fresh LAB_HOME (goal: at most 30 s).
 
 Seeds RUNS finished runs (a teacher and quantize / prune / distill children with paired
 latencies and 2,000 per-example test predictions each, the size of the lab's Rotten Tomatoes
-test split; tests.test_results_page.seed_runs) in a scratch lab, exports them as a pack
-without models, then REPEATS times, each in a new empty LAB_HOME: runs `python -m engine pack import FILE` as a
-user would (a new process: imports, migrations, the import) and then renders the Results page
-in another new process (streamlit.testing.v1.AppTest: Streamlit start-up, imports, an empty
-cache). Prints each part's median and range over the repeats and the total. Not a test:
-nothing is asserted.
+test split; tests.test_results_page.seed_runs) in a scratch lab, exports them as a pack without
+models, then REPEATS times, each in a new empty LAB_HOME: runs `python -m engine pack import
+FILE` as a user would (a new process: imports, migrations, the import) and then renders the
+Results page in another new process (streamlit.testing.v1.AppTest: Streamlit start-up, imports,
+an empty cache). Prints each part's median and range over the repeats and the total. Not a
+test: nothing is asserted.
 """
 
 from __future__ import annotations
