@@ -159,7 +159,8 @@ def run_int8(args: argparse.Namespace) -> None:
               + "; ".join(f"{rt} " + ", ".join(f"batch {b} {x:.2f}x" for b, x in
                                                (xs or {}).items())
                           for rt, xs in by_rt.items())
-              + " (below 1: the float parts cost speed)")
+              + (" (below 1: the float parts cost speed)" if m.get("float_parts") else
+                 " (no part kept float: the two models are the same, so this is noise)"))
     print(f"   wall {(time.time() - start) / 60:.1f} min")
 
 
