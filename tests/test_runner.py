@@ -123,7 +123,7 @@ def test_cancel_mid_run_removes_partial_artifacts(tiny_model_dir, tiny_csv, lab_
                                             (64.0, True)])
 def test_busy_warning_ignores_the_jobs_own_threads(monkeypatch, load, busy) -> None:
     """On 2 cores a job timing with 2 threads alone reads a load average of about 2.1."""
-    from engine.toolkit.timing import busy_warning
+    from engine.toolkit.timing_trust import busy_warning
 
     monkeypatch.setattr("os.cpu_count", lambda: 2)
     monkeypatch.setattr("os.getloadavg", lambda: (load, load, load))

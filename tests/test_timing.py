@@ -8,6 +8,7 @@ import pytest
 
 from engine.submit import submit
 from engine.toolkit import timing as T
+from engine.toolkit import timing_trust as TT
 from engine.worker import run_claimed
 from storage import jobs as store
 
@@ -132,17 +133,17 @@ def test_speed_metrics_takes_the_same_runtime_parent_row() -> None:
 
 def test_spread_and_drift_flags() -> None:
     calm = [{**_row(1, "eager", 10.0), "role": "parent"}]
-    assert T.spread_problems(calm) == [] and T.unreliable_reason([]) is None
+    assert TT.spread_problems(calm) == [] and TT.unreliable_reason([]) is None
     wide = [{**_row(32, "compiled", 25.0), "iqr_ms": 12.0, "role": "parent"}]
     tail = [{**_row(1, "compiled", 25.0), "p95_ms": 497.0, "role": "self"}]
-    assert "spread was wide" in T.spread_problems(wide)[0]
-    assert "heavy tail" in T.spread_problems(tail)[0]
+    assert "spread was wide" in TT.spread_problems(wide)[0]
+    assert "heavy tail" in TT.spread_problems(tail)[0]
     earlier = [_row(32, "compiled", p) for p in (30.4, 31.0, 29.8)]
-    assert T.drift_problems([_row(32, "compiled", 31.5)], earlier) == []
-    late = T.drift_problems([_row(32, "compiled", 462.6)], earlier)
+    assert TT.drift_problems([_row(32, "compiled", 31.5)], earlier) == []
+    late = TT.drift_problems([_row(32, "compiled", 462.6)], earlier)
     assert "462.6 ms" in late[0] and "3 earlier" in late[0]
-    assert T.drift_problems([_row(32, "eager", 462.6)], earlier) == [], "another runtime"
-    assert T.unreliable_reason(late).startswith("unreliable: re-time — ")
+    assert TT.drift_problems([_row(32, "eager", 462.6)], earlier) == [], "another runtime"
+    assert TT.unreliable_reason(late).startswith("unreliable: re-time — ")
 
 
 def test_timed_models_pairs_every_runtime(monkeypatch) -> None:

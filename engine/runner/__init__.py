@@ -144,7 +144,6 @@ def _run(job: Job, attempt: int, device: str, partial: Path) -> str:
     from engine.toolkit import checkpoints as M
     from engine.toolkit.device import describe
     from engine.toolkit.timing import (
-        busy_warning,
         by_role,
         latency_rows,
         speed_metrics,
@@ -152,6 +151,7 @@ def _run(job: Job, attempt: int, device: str, partial: Path) -> str:
         timed_models,
         timing_runtimes,
     )
+    from engine.toolkit.timing_trust import busy_warning
 
     spec = get_method(job.method)
     cfg = config_from_json(job.method, job.config)

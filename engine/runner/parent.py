@@ -121,7 +121,7 @@ def timing_trust(job_id: int, latencies: list[dict], refs: dict[str, str | None]
     """metrics["timing_unreliable"] for this run's stored `latencies` (rows with a role), or
     None: a wide spread within the run, or a timed model (`refs`: role -> model id, for the
     roles that are stored models) departing from its own earlier timings here."""
-    from engine.toolkit.timing import drift_problems, spread_problems, unreliable_reason
+    from engine.toolkit.timing_trust import drift_problems, spread_problems, unreliable_reason
 
     problems = spread_problems(latencies)
     for role, model_id in refs.items():

@@ -11,16 +11,14 @@ device (`speedups`). Every evaluated model is timed under each runtime of `timin
 (eager and compiled by default), its parent alongside under the same ones (`timed_models`,
 `speed_metrics`, called by engine/runner/).
 
-A timing that cannot be trusted is flagged (`spread_problems`, `drift_problems`,
-`unreliable_reason`): a wide spread within the run, or a parent whose timing here departs from
-its own earlier stored timings by more than their noise.
+Whether a timing can be trusted (a wide spread, a parent departing from its earlier timings,
+a busy machine) is engine/toolkit/timing_trust.py.
 """
 
 from __future__ import annotations
 
-import os
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,10 +27,6 @@ import numpy as np
 RUNTIMES = ("eager", "compiled")  # the runtimes a torch module can be timed under here
 LATENCY_KEYS = ("batch_size", "seq_len", "p50_ms", "p95_ms", "iqr_ms", "runs",
                 "throughput_per_s", "device", "runtime", "threads")  # = storage LATENCY_FIELDS
-SPREAD_LIMIT = 0.25  # IQR / p50 above this: the spread is too wide to trust the median
-TAIL_LIMIT = 2.0  # p95 / p50 above this: a heavy tail (other processes took the CPU)
-DRIFT_FLOOR = 0.10  # a parent's p50 within 10 % of its earlier timings is never "departing"
-DRIFT_SIGMAS = 3.0  # ... else it departs when off by more than 3x the earlier noise
 CHECK_EVERY = 10  # adaptive timing: rounds between two looks at the medians
 CI_LEVEL = 0.95
 BOOTSTRAP = 2000  # resamples of the paired rounds per interval
@@ -190,7 +184,7 @@ def by_role(timed: dict[str, Timed], lat: dict[str, list[dict]]) -> dict[str, li
 # ------------------------------------------------------------------------------ ratios
 
 
-def _key(row: dict) -> tuple:
+def row_key(row: dict) -> tuple:
     """What must match for two rows to be compared: like with like."""
     return (row["batch_size"], row["seq_len"], row["runtime"], row.get("threads"),
             row.get("device"))
@@ -200,9 +194,9 @@ def speedups(own: list[dict], parent: list[dict]) -> dict[str, float]:
     """Paired speedup by batch size (as a string key): parent p50 / own p50, only between
     rows of the same batch size, length, runtime, threads and device. Both lists must come
     from one `measure` call (pass rows of one runtime and length)."""
-    parent_by = {_key(r): r for r in parent}
-    return {str(r["batch_size"]): round(parent_by[_key(r)]["p50_ms"] / r["p50_ms"], 3)
-            for r in own if _key(r) in parent_by}
+    parent_by = {row_key(r): r for r in parent}
+    return {str(r["batch_size"]): round(parent_by[row_key(r)]["p50_ms"] / r["p50_ms"], 3)
+            for r in own if row_key(r) in parent_by}
 
 
 def paired_ci(own_ms: list[float], parent_ms: list[float], level: float = CI_LEVEL,
@@ -224,10 +218,11 @@ def paired_ci(own_ms: list[float], parent_ms: list[float], level: float = CI_LEV
 
 def speedup_cis(own: list[dict], parent: list[dict]) -> dict[str, list[float]]:
     """`paired_ci` by batch size (string key) for rows matched as in `speedups`."""
-    parent_by = {_key(r): r for r in parent}
-    return {str(r["batch_size"]): list(paired_ci(r["samples_ms"], parent_by[_key(r)]["samples_ms"]))
-            for r in own if _key(r) in parent_by and r.get("samples_ms")
-            and parent_by[_key(r)].get("samples_ms")}
+    parent_by = {row_key(r): r for r in parent}
+    return {str(r["batch_size"]): list(paired_ci(r["samples_ms"],
+                                                 parent_by[row_key(r)]["samples_ms"]))
+            for r in own if row_key(r) in parent_by and r.get("samples_ms")
+            and parent_by[row_key(r)].get("samples_ms")}
 
 
 def _of(rows: list[dict], runtime: str, seq_len: int | None) -> list[dict]:
@@ -317,7 +312,7 @@ def sweep_table(roles: dict[str, list[dict]], split: list[dict] | None = None) -
     (parent p50 / own p50, paired, same runtime and length) only on self entries of a paired
     run."""
     split_by = {(e["role"], e["seq_len"], e["batch_size"], e["runtime"]): e for e in split or []}
-    parent_by = {_key(r): r for r in roles.get("parent", [])}
+    parent_by = {row_key(r): r for r in roles.get("parent", [])}
     out = []
     for role, rows in roles.items():
         for r in rows:
@@ -327,7 +322,7 @@ def sweep_table(roles: dict[str, list[dict]], split: list[dict] | None = None) -
                      "iqr_ms": round(r["iqr_ms"], 3), "runs": r["runs"],
                      "attention_ms": e.get("attention_ms"), "ffn_ms": e.get("ffn_ms"),
                      "attention_share": e.get("attention_share")}
-            par = parent_by.get(_key(r)) if role == "self" else None
+            par = parent_by.get(row_key(r)) if role == "self" else None
             if par is not None:
                 entry["speedup_vs_parent"] = round(par["p50_ms"] / r["p50_ms"], 3)
                 if r.get("samples_ms") and par.get("samples_ms"):
@@ -335,58 +330,6 @@ def sweep_table(roles: dict[str, list[dict]], split: list[dict] | None = None) -
                                                                    par["samples_ms"]))
             out.append(entry)
     return out
-
-
-# ------------------------------------------------------------------------------ trust
-
-
-def spread_problems(rows: Iterable[dict], spread_limit: float = SPREAD_LIMIT,
-                    tail_limit: float = TAIL_LIMIT) -> list[str]:
-    """Plain reasons a run's own spread is too wide: IQR above `spread_limit` of the median,
-    or p95 above `tail_limit` times the median (rows with role, runtime, batch_size)."""
-    problems = []
-    for r in rows:
-        where = f"{r.get('role', 'self')} {r['runtime']} at batch {r['batch_size']}"
-        if r.get("iqr_ms") is not None and r["iqr_ms"] > spread_limit * r["p50_ms"]:
-            problems.append(f"the spread was wide ({where}: IQR {r['iqr_ms']:.1f} ms on a "
-                            f"median of {r['p50_ms']:.1f} ms)")
-        elif r["p95_ms"] > tail_limit * r["p50_ms"]:
-            problems.append(f"the timing had a heavy tail ({where}: p95 {r['p95_ms']:.1f} ms "
-                            f"against a median of {r['p50_ms']:.1f} ms)")
-    return problems
-
-
-def drift_problems(rows: Iterable[dict], earlier: Iterable[dict], who: str = "parent"
-                   ) -> list[str]:
-    """Plain reasons the timing of a model here departs from its own earlier stored timings
-    (same runtime, batch, length, threads, device): off their median p50 by more than
-    max(DRIFT_FLOOR x that median, DRIFT_SIGMAS x their noise), the noise being the larger of
-    the spread of the earlier medians (half their range) and their median IQR."""
-    history: dict[tuple, list[dict]] = {}
-    for r in earlier:
-        history.setdefault(_key(r), []).append(r)
-    problems = []
-    for r in rows:
-        before = history.get(_key(r))
-        if not before:
-            continue
-        p50s = np.asarray([b["p50_ms"] for b in before])
-        ref = float(np.median(p50s))
-        iqrs = [b["iqr_ms"] for b in before if b.get("iqr_ms") is not None]
-        noise = max((p50s.max() - p50s.min()) / 2, float(np.median(iqrs)) if iqrs else 0.0)
-        if abs(r["p50_ms"] - ref) > max(DRIFT_FLOOR * ref, DRIFT_SIGMAS * noise):
-            problems.append(
-                f"the {who} took {r['p50_ms']:.1f} ms ({r['runtime']}, batch "
-                f"{r['batch_size']}) against {ref:.1f} ms in its {len(before)} earlier "
-                f"timing(s) here")
-    return problems
-
-
-def unreliable_reason(problems: list[str]) -> str | None:
-    """metrics["timing_unreliable"]: "unreliable: re-time — <reasons>", or None."""
-    if not problems:
-        return None
-    return "unreliable: re-time — " + "; ".join(problems) + "."
 
 
 # ------------------------------------------------------------------ pairing a job with its parent
@@ -451,24 +394,6 @@ def check_length(card: dict[str, Any], lengths: list[int], method: str) -> None:
     if most and max(lengths) > most:
         raise ConfigError(f"{method}: {card.get('id')} takes at most {most} tokens; choose "
                           f"lengths up to {most}")
-
-
-BUSY_SLACK = 0.5  # cores: load-average noise above the job's own threads
-
-
-def busy_warning(device: str) -> str | None:
-    """A warning when other processes competed for the CPU while timing (1-minute load
-    average above the core count plus half a core of slack): every model slows down, and not
-    alike (the one with more, shorter parallel steps waits more on descheduled threads), so
-    ratios are noisy. The job's own threads count in the load average (a job alone on 2 cores
-    with 2 threads reads about 2.1), hence the slack."""
-    if not device.startswith("cpu") or not hasattr(os, "getloadavg"):
-        return None
-    load, cores = os.getloadavg()[0], os.cpu_count() or 1
-    if load <= cores + BUSY_SLACK:
-        return None
-    return (f"The machine was busy while timing (load average {load:.1f} on {cores} cores): "
-            f"latencies are inflated and the ratios unreliable; re-run on a quiet machine.")
 
 
 def ratios(by_bs: dict[str, float], cis: dict[str, list[float]] | None = None) -> str:
