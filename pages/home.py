@@ -15,9 +15,8 @@ st.markdown(
 
 
 
-@st.fragment(run_every=2)
 def teacher_status() -> None:
-    """Live while the teacher is being built; one line once it is ready."""
+    """Live while the teacher is being built (redrawn every 2 s); one line once it is ready."""
     teacher = store.find_model("default")
     pending = store.pending_alias_job("default")
     if teacher is not None:
@@ -43,7 +42,10 @@ def teacher_status() -> None:
                    "`python -m engine submit finetune --model minilm-l6`.")
 
 
-teacher_status()
+# Polled only while there is something to watch: an idle Home tab in each of a workshop's
+# browsers would otherwise query the queue every 2 s for nothing.
+watching = store.find_model("default") is None and store.pending_alias_job("default")
+st.fragment(teacher_status, run_every=2 if watching else None)()
 
 device = job_device()
 st.caption(f"Worker: {'running on ' + device if device else 'not running (starting)'}.")

@@ -1,5 +1,10 @@
 """Jobs: the queue with live progress, the current stage's ETA, who runs what, results,
-errors, cancel and delete (your own jobs; anyone's with the instructor token)."""
+errors, cancel and delete (your own jobs; anyone's with the instructor token).
+
+Only queued and running jobs are redrawn every 2 s; finished ones are drawn on a full rerun
+(newest first, a page at a time, curves on request). A workshop's server draws this page for
+every attendee every 2 s, and redrawing 90 finished cards with their plotly curves each time
+took most of the CPU the jobs themselves needed."""
 
 import streamlit as st
 
@@ -100,32 +105,66 @@ def job_card(job, workers: dict[int, str]) -> None:
                           help="Remove this run, its results and its model files (asks first)")
     if job.curves and job.status == "running":
         curves_chart(job)
-    elif job.curves:  # finished: the curves stay one click away
-        with st.expander("Training curves"):
-            curves_chart(job)
+    elif job.curves and st.toggle("Training curves", key=f"show_curves_{job.id}"):
+        # finished: drawn on request (a plotly figure per card made every render slow)
+        curves_chart(job)
+
+
+ACTIVE, FINISHED = ("queued", "running"), ("done", "failed", "cancelled")
+PAGE = 20  # finished jobs drawn per "show more"
 
 
 @st.fragment(run_every=2)
-def queue() -> None:
+def live() -> None:
+    """Queued and running jobs, redrawn every 2 s. When that set changes (one finished or
+    was cancelled, a new one came), the whole page reruns once, so that Finished and the
+    "no jobs" note below are current too."""
     if st.session_state.get("job_action_error"):
         show_error(st.session_state.pop("job_action_error"))
-    statuses = None if show_finished else ("queued", "running")
-    jobs = store.list_jobs(limit=100, statuses=statuses, owner=owner)
+    jobs = store.list_jobs(limit=100, statuses=ACTIVE, owner=owner)
+    ids = {j.id for j in jobs}
+    changed = ids != set(st.session_state.get("jobs_live_ids", ()))
+    st.session_state["jobs_live_ids"] = sorted(ids)
+    if changed and not st.session_state.pop("jobs_full_run", False):
+        st.rerun()  # a fragment-only run: redraw the finished list too
+    st.session_state.pop("jobs_full_run", None)
     workers = worker_names()
     if workers:
-        busy = {j.worker_id: j.id for j in store.list_jobs(statuses=("running",))}
+        busy = {j.worker_id: j.id for j in store.list_jobs(statuses=("running",),
+                                                          refresh_first=False)}
         st.caption(f"{len(workers)} worker{'s' * (len(workers) != 1)}: " + "; ".join(
             f"{name} runs job {busy[w]}" if w in busy else f"{name} idle"
             for w, name in workers.items()))
-    if not jobs:
-        st.info("No jobs yet" + (" of yours (switch on everyone's runs to see the others')"
-                                 if owner else "")
-                + ". Start one from the Models or Compress page, or with "
-                  "`python -m engine submit`.")
-        return
+    if jobs:
+        st.subheader("Queued and running")
     for job in jobs:
         with st.container(border=True):
             job_card(job, workers)
 
 
-queue()
+def finished() -> int:
+    """The newest finished jobs, PAGE more per click; returns how many there are in view."""
+    shown = st.session_state.get("jobs_shown", PAGE)
+    jobs = store.list_jobs(limit=shown + 1, statuses=FINISHED, owner=owner,
+                           refresh_first=False)
+    if not jobs:
+        return 0
+    st.subheader("Finished")
+    workers = worker_names()
+    for job in jobs[:shown]:
+        with st.container(border=True):
+            job_card(job, workers)
+    if len(jobs) > shown:
+        st.button(f"Show {PAGE} more", key="jobs_more",
+                  on_click=lambda: st.session_state.update(jobs_shown=shown + PAGE))
+    return len(jobs)
+
+
+st.session_state["jobs_full_run"] = True  # live() runs as part of this run, not alone
+live()
+n_finished = finished() if show_finished else 0
+if not st.session_state.get("jobs_live_ids") and not n_finished:
+    st.info(("No queued or running jobs" if not show_finished else "No jobs yet")
+            + (" of yours (switch on everyone's runs to see the others')" if owner else "")
+            + ". Start one from the Models or Compress page, or with "
+              "`python -m engine submit`.")

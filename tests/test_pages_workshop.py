@@ -6,6 +6,7 @@ rows, tests.test_pages.own."""
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 from streamlit.testing.v1 import AppTest
@@ -72,13 +73,16 @@ def test_jobs_and_home_show_the_stage_eta() -> None:
                         alias="default")
     store.claim(1, job_id=job)
     own(job, NAME)
-    store.report_progress(job, 0.3, "step 3/10", now=utcnow() - timedelta(seconds=80),
+    # half the stage in 20 minutes: about 20 minutes left (the pages take their own time
+    # to render, so the minutes, not the seconds, are checked)
+    store.report_progress(job, 0.3, "step 3/10", now=utcnow() - timedelta(seconds=1200),
                           stage="training", stage_progress=0.0)
     store.report_progress(job, 0.6, "step 5/10", stage="training", stage_progress=0.5)
     for page in ("pages/jobs.py", "pages/home.py"):
         at = app(page)
         texts = [p.text or "" for p in at.get("progress")]
-        assert any("this stage: about 1:" in t and "(training)" in t for t in texts), texts
+        assert any(re.search(r"this stage: about 2[01]:\d\d left", t) and "(training)" in t
+                   for t in texts), texts
         assert not any("ETA" in t for t in texts)
 
 
@@ -237,6 +241,25 @@ def test_finished_jobs_show_a_result_summary() -> None:
     assert "attention is 40" in captions
     assert f"result reused from job {source} \\(run at" in captions
     assert "imported: pack lab" in captions
+
+
+def test_jobs_page_lists_live_jobs_first_and_finished_ones_a_page_at_a_time() -> None:
+    from pages.jobs import PAGE
+
+    old = [finished("quantize") for _ in range(PAGE + 2)]
+    live = running()
+    at = app("pages/jobs.py")
+    assert [h.value for h in at.subheader] == ["Queued and running", "Finished"]
+    cards = [m.value for m in at.markdown if m.value.startswith("**Job ")]
+    assert cards[0].startswith(f"**Job {live}**")
+    assert len(cards) == 1 + PAGE, "one page of finished jobs"
+    assert f"**Job {old[0]}**" not in " ".join(cards), "the oldest are on the next page"
+    at.button(key="jobs_more").click().run()
+    cards = [m.value for m in at.markdown if m.value.startswith("**Job ")]
+    assert len(cards) == 1 + len(old) and not [b for b in at.button if b.key == "jobs_more"]
+    store.finish(live)  # it leaves the live list: the next full render has it under Finished
+    at.run()
+    assert [h.value for h in at.subheader] == ["Finished"]
 
 
 def test_failed_job_shows_one_line_and_the_traceback_in_details() -> None:

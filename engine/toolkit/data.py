@@ -11,6 +11,7 @@ import functools
 import hashlib
 import importlib.util
 import io
+import json
 import re
 import unicodedata
 from dataclasses import dataclass
@@ -52,6 +53,19 @@ class Dataset:
     @property
     def num_labels(self) -> int:
         return len(self.label_names)
+
+    @functools.cached_property
+    def fingerprint(self) -> str:
+        """sha256 of the content: label names and every split's texts and labels. Computed
+        once per loaded dataset (the loader caches the object; a submit asks for it every
+        time, and hashing Rotten Tomatoes' 10 k texts took about 13 ms of a 20 ms submit)."""
+        h = hashlib.sha256(json.dumps(list(self.label_names)).encode())
+        for split in ("train", "val", "test"):
+            part = getattr(self, split)
+            h.update(split.encode())
+            for text, label in zip(part.texts, part.labels, strict=False):
+                h.update(f"{label}\t{text}\n".encode())
+        return h.hexdigest()
 
     def summary(self) -> dict:
         """Sizes, labels and counts per label (for the Models page and the CLI)."""
