@@ -63,8 +63,9 @@ class Heartbeat:
                 if self.job_id is not None:
                     store.report_progress(self.job_id, attempt=self.attempt)
             except store.StaleClaim:
-                log.warning("job %s: this worker lost its claim (attempt %s)", self.job_id,
-                            self.attempt)
+                if not self._finished_by_this_attempt():
+                    log.warning("job %s: this worker lost its claim (attempt %s)", self.job_id,
+                                self.attempt)
                 self.job_id = None
             except Exception:
                 log.warning("heartbeat failed", exc_info=True)
@@ -74,6 +75,16 @@ class Heartbeat:
                     reap()  # a busy worker still reaps jobs of dead workers
             except Exception:
                 log.warning("heartbeat failed", exc_info=True)
+
+    def _finished_by_this_attempt(self) -> bool:
+        """True when the claim ended because this very attempt finished the job: a beat that
+        raced the job's own last write (before __exit__ stops the thread), not a lost claim
+        (the bench_search log showed such false warnings for jobs that were done, once)."""
+        try:
+            job = store.load_job(self.job_id)
+        except store.JobNotFound:
+            return False
+        return job.status in FINISHED and (self.attempt is None or job.attempts == self.attempt)
 
     def __enter__(self) -> Heartbeat:
         self._thread.start()

@@ -4,6 +4,7 @@ owners, the per-owner cap, permissions, worker slots, the runner's one-line erro
 from __future__ import annotations
 
 import threading
+import time
 from datetime import timedelta
 
 import pytest
@@ -105,6 +106,33 @@ def test_a_lost_claim_cannot_write_anything() -> None:
     assert done["status"] == "done" and done["metrics"]["accuracy"] == 0.7
     with pytest.raises(store.StaleClaim):
         store.finish(jid, attempt=2)  # done: no claim holds it any more
+
+
+def test_a_heartbeat_after_its_own_finish_is_not_a_lost_claim(caplog) -> None:
+    """The heartbeat thread can beat once between the job's last write and its stop: that
+    attempt finished the job, so no "lost its claim" warning; a claim another worker took
+    still warns."""
+    import logging
+
+    from engine.worker import Heartbeat
+
+    t0 = utcnow()
+    mine, theirs = _job(), _job()
+    for jid in (mine, theirs):
+        store.claim(1, job_id=jid, now=t0)
+    store.finish(mine, attempt=1)
+    assert store.reap_stale(t0 + timedelta(seconds=61), 60, 3) == [theirs]
+    store.claim(2, job_id=theirs, now=t0 + timedelta(seconds=62))
+    with caplog.at_level(logging.WARNING, logger="engine.worker"):
+        for jid in (mine, theirs):
+            beat = Heartbeat(job_id=jid, attempt=1, interval_s=0.01)
+            with beat:
+                deadline = time.monotonic() + 10
+                while beat.job_id is not None and time.monotonic() < deadline:
+                    time.sleep(0.01)
+            assert beat.job_id is None, "the beat saw the claim end"
+    lost = [r.getMessage() for r in caplog.records if "lost its claim" in r.getMessage()]
+    assert lost == [f"job {theirs}: this worker lost its claim (attempt 1)"]
 
 
 def test_complete_publishes_only_for_the_live_claim(tmp_path) -> None:
