@@ -8,6 +8,7 @@ import json
 import pytest
 
 from engine.reports import search_plan as P
+from engine.reports.search_plan.candidates import _int8
 from engine.toolkit.config import LabError
 from storage import jobs as store
 from tests.conftest import ROOT
@@ -111,7 +112,7 @@ def test_a_tight_budget_makes_the_int8_step_accuracy_aware() -> None:
     assert chained.steps[-1].config()["max_drop"] == pytest.approx(0.0048)
     assert chained.steps[0].label == "distill to 2 layers"  # the prefix is unchanged
     # the accuracy-aware step costs its validation passes in the time estimate
-    plain, aware = P._int8("int8-dynamic"), chained.steps[-1]
+    plain, aware = _int8("int8-dynamic"), chained.steps[-1]
     assert P.step_seconds(aware, TABLE, 42, 0, 100, 100, True) > P.step_seconds(
         plain, TABLE, 42, 0, 100, 100, True)
 
