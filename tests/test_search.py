@@ -252,6 +252,30 @@ def test_a_cancelled_search_keeps_what_it_finished(tiny_model_dir, tiny_csv) -> 
 # --------------------------------------------------------------------------- the page
 
 
+def test_the_winner_report_says_when_its_timing_was_flagged() -> None:
+    from engine.search.report import winner_report
+
+    def run(metrics: dict) -> int:
+        job = store.enqueue("quantize", {"data": {}}, "default", "rotten-tomatoes")
+        store.claim(1, job_id=job)
+        store.save_results(job, {"model": f"job:{job}", "dataset": "rotten-tomatoes",
+                                 "accuracy": 0.8, **metrics}, [], [(0, 1, 1, 0.9)])
+        store.finish(job, output_model=f"job:{job}")
+        return job
+
+    start, quiet = run({}), run({})
+    busy = run({"timing_warning": "The machine was busy while timing (load average 3.7 on "
+                                  "2 cores)."})
+    speed = {"speedup_vs_start": {"32": 2.0}, "speedup_runtime": "compiled"}
+    calm = winner_report(start, {"id": quiet, "jobs": [quiet], "chain": "int8", **speed})
+    assert "timing_warnings" not in calm and "trust" not in calm["sentence"]
+    loud = winner_report(start, {"id": busy, "jobs": [quiet, busy], "chain": "x → int8",
+                                 **speed})
+    assert list(loud["timing_warnings"]) == [str(busy)]
+    assert f"the timing of job {busy} was flagged (The machine was busy" in loud["sentence"]
+    assert f"retime --model job:{busy} --set against=job:{start}" in loud["sentence"]
+
+
 def test_the_search_page_renders_and_shows_a_search(monkeypatch) -> None:
     from streamlit.testing.v1 import AppTest
 

@@ -33,6 +33,19 @@ def chain_speedup(job_ids: list[int], batch: int) -> tuple[dict[str, float] | No
     return None, None
 
 
+def timing_flags(job_ids: list[int]) -> dict[int, str]:
+    """{job: why its timing is not to be trusted} for the steps of a chain whose latencies
+    were taken on a busy machine or spread too wide (the runner's timing_warning and
+    timing_unreliable); {} when every step's timing held."""
+    out: dict[int, str] = {}
+    for job_id in job_ids:
+        m = store.job_as_dict(store.get_job(job_id, refresh_first=False)).get("metrics") or {}
+        why = m.get("timing_warning") or m.get("timing_unreliable")
+        if why:
+            out[job_id] = str(why)
+    return out
+
+
 def winner_report(start_job: int | None, winner: dict[str, Any]) -> dict[str, Any]:
     """The winner against the start on the test split, in numbers and plain words."""
     from engine.reports.stats import bootstrap_ci, difference_ci, mcnemar
@@ -52,6 +65,16 @@ def winner_report(start_job: int | None, winner: dict[str, Any]) -> dict[str, An
         words.append(f"Its speedup against the starting model is {by} ({runtime}; the "
                      f"product of paired steps, each timed against its parent in one "
                      f"process).")
+        flagged = timing_flags(winner.get("jobs") or [job.id])
+        if flagged:
+            # the search ranked on these figures: say so rather than print them as settled
+            out["timing_warnings"] = {str(k): v for k, v in flagged.items()}
+            ids = ", ".join(f"job {i}" for i in flagged)
+            retime = (f" (`python -m engine submit retime --model job:{job.id} --set "
+                      f"against=job:{start_job}`)" if start_job else "")
+            words.append(f"Do not trust that speedup yet, nor the ranking it made: the timing "
+                         f"of {ids} was flagged ({next(iter(flagged.values())).rstrip('.')}). "
+                         f"Re-time the winner against the start on a quiet machine{retime}.")
     if idx:
         delta, dlow, dhigh = difference_ci(a, b)
         test = mcnemar(a, b)
