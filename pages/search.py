@@ -87,6 +87,9 @@ def follow(search_id: int) -> None:
                           "val_accuracy": c["val_accuracy"],
                           "speedup": (c.get("speedup_vs_start") or {}).get(
                               str(rec["constraints"]["batch"])),
+                          # which figure it is: a chain's product of paired steps, or timed
+                          # end to end against the start (the leading chains are)
+                          "speedup from": c.get("speedup_source"),
                           "predicted speedup": c["predicted"].get("speedup"),
                           "predicted drop (points)": 100 * c["predicted"].get("drop", 0),
                           "size_mb": c.get("size_mb")} for c in rec["candidates"]])
