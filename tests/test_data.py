@@ -42,6 +42,27 @@ def test_rotten_tomatoes_split_is_pinned() -> None:
     assert data.summary()["duplicates_dropped"] == data.duplicates_dropped > 3
 
 
+def test_validation_halves_split_selection_from_judging() -> None:
+    """Training picks checkpoints on val_select; the lab judges on val_judge: two disjoint
+    halves that together are the validation split, in its order."""
+    data = load_dataset("rotten-tomatoes")
+    sel, judge = data.val_select, data.val_judge
+    assert (len(sel), len(judge)) == (500, 500)
+    assert sel.texts + judge.texts == data.val.texts and sel.labels + judge.labels == \
+        data.val.labels
+    assert not set(sel.texts) & set(judge.texts)
+    assert {0, 1} <= set(judge.labels) and {0, 1} <= set(sel.labels)
+
+
+def test_validation_halves_of_an_odd_and_a_one_example_split() -> None:
+    from engine.toolkit.data import Split, _half
+
+    odd = Split(["a", "b", "c"], [0, 1, 0])
+    assert _half(odd, 0).texts == ["a", "b"] and _half(odd, 1).texts == ["c"]
+    one = Split(["a"], [1])
+    assert _half(one, 0) == _half(one, 1) == one  # too small to halve: both use it
+
+
 @pytest.mark.parametrize("dataset_id", ["rotten-tomatoes", "bbc-news"])
 def test_shipped_datasets_do_not_leak(dataset_id: str) -> None:
     assert_no_leak(load_dataset(dataset_id))

@@ -184,8 +184,8 @@ def test_job_keeps_the_best_validation_student(tiny_model_dir, tiny_csv) -> None
     # The stored student is the best one: its validation accuracy is the best seen.
     ref = resolve(job["output_model"])
     data = load_dataset(f"csv:{tiny_csv}")
-    preds, _ = predict(load_classifier(ref), load_tokenizer(ref), data.val.texts, 32)
-    assert classification_metrics(data.val.labels, preds, 2)["accuracy"] == \
+    preds, _ = predict(load_classifier(ref), load_tokenizer(ref), data.val_select.texts, 32)
+    assert classification_metrics(data.val_select.labels, preds, 2)["accuracy"] == \
         m["best_val_accuracy"]
 
 

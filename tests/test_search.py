@@ -164,6 +164,28 @@ def cli(*args: str) -> tuple[int, str, str]:
     return code, out.getvalue(), err.getvalue()
 
 
+def test_the_search_judges_on_the_half_training_never_picked_on(tiny_model_dir, tiny_csv,
+                                                                monkeypatch) -> None:
+    """A model picked as its training's best validation step scores high on those examples
+    by selection; the search's accuracy comes from the other half."""
+    from engine.search.execution import val_accuracy
+    from engine.toolkit import evaluation as E
+    from engine.toolkit.data import load_dataset
+
+    seen: list[str] = []
+    real = E.predict
+
+    def spy(model, tokenizer, texts, *args, **kwargs):
+        seen.extend(texts)
+        return real(model, tokenizer, texts, *args, **kwargs)
+
+    monkeypatch.setattr(E, "predict", spy)
+    data = load_dataset(f"csv:{tiny_csv}")
+    acc = val_accuracy(str(tiny_model_dir), data)
+    assert 0.0 <= acc <= 1.0
+    assert seen == data.val_judge.texts and not set(seen) & set(data.val_select.texts)
+
+
 def test_a_short_search_ends_with_a_winner_or_says_none_met_it(tiny_model_dir, tiny_csv
                                                                ) -> None:
     code, out, err = cli("search", "--model", str(tiny_model_dir), "--dataset",

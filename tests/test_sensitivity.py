@@ -48,7 +48,7 @@ def test_map_has_one_score_per_layer_and_part_on_validation_only(
     monkeypatch.setattr(S, "logits_of", spy)
     job = sensitivity_job(tiny_model_dir, tiny_csv)
     sens = job["metrics"]["sensitivity"]
-    assert sens["split"] == "validation" and sens["examples"] == len(data.val) == 8
+    assert sens["split"] == "validation" and sens["examples"] == len(data.val_judge) == 4
     assert sens["parts"] == ["embeddings", *LINEARS] and sens["layers"] == 2
     keys = [(r["layer"], r["part"]) for r in sens["quant"]]
     assert keys == [(None, "embeddings")] + [(i, p) for i in range(2) for p in LINEARS]
@@ -60,8 +60,10 @@ def test_map_has_one_score_per_layer_and_part_on_validation_only(
     assert [(r["layer"], r["part"]) for r in share] == keys
     assert all(r["ms"] >= 0 and 0 <= r["share"] <= 1 for r in share)
     assert 0 < sum(r["share"] for r in share) <= 1
-    # every scored text is a validation text; none is a test text; no test predictions kept
-    assert seen and set(seen) <= set(data.val.texts) and not set(seen) & set(data.test.texts)
+    # every scored text is from the validation split's judging half: none is a test text or
+    # one training picks checkpoints on; no test predictions kept
+    assert seen and set(seen) <= set(data.val_judge.texts)
+    assert not set(seen) & (set(data.test.texts) | set(data.val_select.texts))
     assert store.predictions(job["id"]) == []
     assert job["metrics"]["accuracy"] is None
     assert latest_sensitivity(str(tiny_model_dir))["job_id"] == job["id"]

@@ -9,7 +9,8 @@ executed by the worker's one executor step (engine.worker.run_next) in the searc
 process: a live worker may claim a step first (the claim is atomic), else this process runs
 it, so a search never waits for a free worker and never deadlocks with a single one.
 
-Selection is on the validation split only: after each step the search runs one validation
+Selection is on the validation split only (its judging half, `Dataset.val_judge`: training
+picked checkpoints on the other half, so drops there are not inflated): after each step the search runs one validation
 pass of the step's model in its own process (the runner evaluates on the test split and is
 left unchanged). A chain whose prefix already loses more than the budget is stopped there.
 The winner is then reported on the test split against the starting model (bootstrap interval,

@@ -41,8 +41,9 @@ def start_job(model: str) -> int | None:
 
 
 def val_accuracy(model_id: str, data) -> float:
-    """Accuracy (0..1) on the validation split, the lab's one harness (never the test split:
-    the search selects on it)."""
+    """Accuracy (0..1) on the judging half of the validation split (Dataset.val_judge), the
+    lab's one harness: never the test split (the search selects on this), never the half the
+    models' training picked its checkpoints on (that overstates every drop)."""
     from engine.toolkit import checkpoints as M
     from engine.toolkit import device as dev
     from engine.toolkit.evaluation import classification_metrics, predict
@@ -50,5 +51,5 @@ def val_accuracy(model_id: str, data) -> float:
     device = dev.setup()
     ref = M.resolve(model_id)
     model = M.load_classifier(ref, label_names=data.label_names).to(device)
-    preds, _ = predict(model, M.load_tokenizer(ref), data.val.texts, SEQ_LEN, device)
-    return classification_metrics(data.val.labels, preds, data.num_labels)["accuracy"]
+    preds, _ = predict(model, M.load_tokenizer(ref), data.val_judge.texts, SEQ_LEN, device)
+    return classification_metrics(data.val_judge.labels, preds, data.num_labels)["accuracy"]

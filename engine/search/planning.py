@@ -73,7 +73,7 @@ class Prepared:
         for s in steps:
             n = P.train_steps_of(s, len(self.data.train))
             total += P.step_seconds(s, self.table32, self.table32.full_ms, n,
-                                    len(self.data.test), len(self.data.val),
+                                    len(self.data.test), len(self.data.val_judge),
                                     compiled or s.method == "quantize")
         return total * scale
 

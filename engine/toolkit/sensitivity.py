@@ -67,9 +67,10 @@ def model_parts(model) -> list[Part]:
 
 
 def validation_sample(dataset, n: int) -> tuple[list[str], list[int]]:
-    """The first `n` examples of the dataset's fixed validation split (0: all of it); never
-    the test split. LabError when the split is empty."""
-    val = dataset.val
+    """The first `n` examples of the judging half of the dataset's fixed validation split
+    (Dataset.val_judge; 0: all of it): never the test split, never the half training picked
+    its checkpoints on. LabError when the split is empty."""
+    val = dataset.val_judge
     if not len(val):
         raise LabError(f"{dataset.name} has no validation examples to score on; use a larger "
                        f"dataset (the validation split is 10 % of it)")

@@ -30,7 +30,7 @@ class TrainSettings:
     weight_decay: float = 0.01
     eval_every: int = 100  # steps between validation passes
     patience: int = 0  # stop after this many validations without improvement; 0: never
-    val_limit: int = 1000  # validation examples used (the first N of the split)
+    val_limit: int = 1000  # selection examples used (the first N of Dataset.val_select)
     group_by_length: bool = True  # batches of similar length: less padding, same data
     # the word-embedding matrix (about half of a MiniLM's weights) stays as pretrained: no
     # gradient for it and no AdamW update, a faster step on a CPU
@@ -99,7 +99,8 @@ def train_classifier(model, tokenizer, data: Dataset, s: TrainSettings, ctx,
     train: Split = data.train
     steps = s.total_steps(len(train))
     sched = get_linear_schedule_with_warmup(opt, int(s.warmup_ratio * steps), steps)
-    val = Split(data.val.texts[:s.val_limit], data.val.labels[:s.val_limit])
+    # the selection half: the lab judges on the other (Dataset.val_select / val_judge)
+    val = Split(data.val_select.texts[:s.val_limit], data.val_select.labels[:s.val_limit])
 
     lo, hi = span
     best = {"acc": -1.0, "step": 0, "state": None}

@@ -14,7 +14,7 @@ class FinetuneConfig(MethodConfig):
     minutes on 2 CPU cores)."""
 
     method = "finetune"
-    version = 1
+    version = 2  # 2: the best step is picked on the validation split's selection half
 
     epochs: float = param(3.0, "Passes over the training split (ignored when max_steps > 0).",
                           min=0.01, max=100)

@@ -94,8 +94,9 @@ class QuantizeConfig(MethodConfig):
              "map, measured here when it has none) stay float until the measured drop is "
              "within it. 0: off, every part int8.")
     max_drop_examples: int = param(
-        500, "max_drop: validation examples the drop is measured on (never the test split); "
-             "0: the whole validation split.", min=0, max=100_000, advanced=True)
+        500, "max_drop: validation examples the drop is measured on (the validation split's "
+             "judging half, which training never picks checkpoints on; never the test "
+             "split); 0: all of it.", min=0, max=100_000, advanced=True)
 
     def check(self) -> None:
         if not 0 <= self.max_drop < 1:

@@ -2,7 +2,8 @@
 importance and each part's share of the latency.
 
 `python -m engine submit sensitivity --model M [--set val_examples=500]`. On the first
-`val_examples` of the validation split (never the test split), against the float model: the
+`val_examples` of the validation split's judging half (never the test split, never the
+half training picks checkpoints on), against the float model: the
 accuracy drop and the logits' SQNR (dB) with only one part int8 (query, key, value, attention
 output, FFN in, FFN out of each layer, and the embeddings as layer None; engine/toolkit/
 sensitivity.py), the accuracy drop with only one layer dropped, every head's gradient
@@ -33,8 +34,8 @@ class SensitivityConfig(MethodConfig):
     measures_accuracy = False
 
     val_examples: int = param(500, "Validation examples every variant is scored on (the first "
-                              "N of the fixed validation split, never the test split); 0: the "
-                              "whole split.", min=0, max=100_000)
+                              "N of the validation split's judging half, which training never "
+                              "picks checkpoints on; never the test split); 0: all of it.", min=0, max=100_000)
     max_length: int = param(64, "Tokens per example for scoring and latency.", min=8, max=512)
     layer_drop: bool = param(True, "Also score each layer dropped alone.")
     heads: bool = param(True, "Also score every attention head (gradient importance, Michel "
