@@ -10,9 +10,10 @@ process: a live worker may claim a step first (the claim is atomic), else this p
 it, so a search never waits for a free worker and never deadlocks with a single one.
 
 Selection is on the validation split only (its judging half, `Dataset.val_judge`: training
-picked checkpoints on the other half, so drops there are not inflated): after each step the search runs one validation
-pass of the step's model in its own process (the runner evaluates on the test split and is
-left unchanged). A chain whose prefix already loses more than the budget is stopped there.
+picked checkpoints on the other half, so drops there are not inflated): after each step the
+search runs one validation pass of the step's model in its own process (the runner
+evaluates on the test split and is left unchanged).
+A chain whose prefix already loses more than the budget is stopped there.
 The winner is then reported on the test split against the starting model (bootstrap interval,
 McNemar's test). The search's state is a JSON record (engine/search/records.py), written after
 every step, so the Search page shows it live and after a reload; a cancelled search keeps

@@ -35,7 +35,8 @@ class SensitivityConfig(MethodConfig):
 
     val_examples: int = param(500, "Validation examples every variant is scored on (the first "
                               "N of the validation split's judging half, which training never "
-                              "picks checkpoints on; never the test split); 0: all of it.", min=0, max=100_000)
+                              "picks checkpoints on; never the test split); 0: all of it.",
+                              min=0, max=100_000)
     max_length: int = param(64, "Tokens per example for scoring and latency.", min=8, max=512)
     layer_drop: bool = param(True, "Also score each layer dropped alone.")
     heads: bool = param(True, "Also score every attention head (gradient importance, Michel "
