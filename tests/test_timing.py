@@ -289,3 +289,19 @@ def test_without_blocks_changes_the_output_only_inside_the_call(tiny_model_dir) 
         for drop in ("attention", "ffn"):
             assert not torch.allclose(Without(model, drop)(**ids).logits, full)
         assert torch.equal(model(**ids).logits, full), "restored after the call"
+
+
+def test_a_stored_model_is_headlined_under_the_runtime_it_was_made_for(tmp_path) -> None:
+    """A re-timed int8 model (quantize records `compiled`) is headlined compiled, as its own
+    job was; anything else, or no record, is eager."""
+    import json
+
+    from engine.runner.evaluating import stored_runtime
+
+    assert stored_runtime(str(tmp_path)) == "eager"  # no lab_meta.json
+    (tmp_path / "lab_meta.json").write_text(json.dumps({"loader": "quantize",
+                                                         "runtime": "compiled"}))
+    assert stored_runtime(str(tmp_path)) == "compiled"
+    (tmp_path / "lab_meta.json").write_text(json.dumps({"runtime": "onnxruntime"}))
+    assert stored_runtime(str(tmp_path)) == "eager"
+    assert stored_runtime("preset:bert-base") == stored_runtime("") == "eager"

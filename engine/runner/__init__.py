@@ -23,6 +23,7 @@ from engine.runner.evaluating import (
     evaluate_config_for,
     measures_accuracy,
     pair_with,
+    stored_runtime,
     time_models,
     timing_lengths,
 )
@@ -210,7 +211,9 @@ def _run(job: Job, attempt: int, device: str, partial: Path) -> str:
     metrics.update(ctx.notes)
 
     # ---- timing (engine/toolkit/timing.py): every runtime, self and parent interleaved
-    runtime = produced.runtime if produced else "eager"
+    runtime = produced.runtime if produced else stored_runtime(ctx.input_ref.path)
+    if produced is None and runtime not in ecfg.runtimes:
+        runtime = "eager"  # the runtimes asked for win (retime --set runtimes=eager)
     runtimes = timing_runtimes(runtime, ecfg.runtimes)
     timed = timed_models(model, model_device, runtimes, parent_model, device)
     lengths = timing_lengths(cfg, ecfg)

@@ -3,6 +3,7 @@ per-example predictions kept)."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from engine.toolkit.contract import JobContext
@@ -30,6 +31,17 @@ def pair_with(cfg) -> str | None:
     names one: a config may define `pair_with() -> model id | None` (retime, seqlen)."""
     hook = getattr(cfg, "pair_with", None)
     return hook() if callable(hook) else None
+
+
+def stored_runtime(path: str) -> str:
+    """The torch runtime a stored model was made to run under (quantize records `compiled` in
+    its lab_meta.json: its int8 kernels only pay off fused), else eager: the headline runtime
+    of a job that times a model it did not make (evaluate, retime), so that a re-timed int8
+    model is not headlined by its eager ratio while its own job headlined the compiled one."""
+    from engine.toolkit.checkpoints import read_meta
+
+    runtime = read_meta(path).get("runtime") if path and Path(path).is_dir() else None
+    return runtime if runtime in ("eager", "compiled") else "eager"
 
 
 def timing_lengths(cfg, ecfg) -> list[int]:
