@@ -164,6 +164,12 @@ def cli(*args: str) -> tuple[int, str, str]:
     return code, out.getvalue(), err.getvalue()
 
 
+def test_a_drop_of_exactly_the_budget_is_within_it() -> None:
+    """Accuracies are counts over n: 0.854 - 0.834 is 0.020000000000000018 in floats."""
+    assert not P.Constraints.over_budget(0.854 - 0.834, 0.02)
+    assert P.Constraints.over_budget(0.854 - 0.832, 0.02)
+
+
 def test_the_search_judges_on_the_half_training_never_picked_on(tiny_model_dir, tiny_csv,
                                                                 monkeypatch) -> None:
     """A model picked as its training's best validation step scores high on those examples

@@ -220,7 +220,7 @@ class Run:
             drop = self.start_val - acc
             self.measured[prefix] = drop
             parent = job_id
-            if n < len(c.steps) and drop > self.allowed:
+            if n < len(c.steps) and P.Constraints.over_budget(drop, self.allowed):
                 # a later step only loses more (int8) or too little back: stop the chain and
                 # every chain that starts the same way
                 for other in self.prep.candidates:
@@ -238,7 +238,7 @@ class Run:
         row = self.row(c)
         cons = self.prep.cons
         drop = self.start_val - row["val_accuracy"]
-        if drop > self.allowed:
+        if P.Constraints.over_budget(drop, self.allowed):
             return f"over budget (lost {100 * drop:.2f} points on validation)"
         if cons.max_latency_ms is not None and (row["p50_ms"] or 0) > cons.max_latency_ms:
             return f"over the latency ceiling ({row['p50_ms']:.1f} ms)"
@@ -312,7 +312,8 @@ class Run:
         if not ran:
             return ("no candidate met it: none could run within the time budget; give more "
                     "--minutes")
-        kept = [r for r in ran if self.start_val - r["val_accuracy"] <= self.allowed]
+        kept = [r for r in ran
+                if not P.Constraints.over_budget(self.start_val - r["val_accuracy"], self.allowed)]
         if kept:  # the accuracy held, a ceiling or the speed did not
             key = str(self.prep.cons.batch)
             best = (max(kept, key=lambda r: (r.get("speedup_vs_start") or {}).get(key) or 0)

@@ -88,6 +88,14 @@ class Constraints:
             if v is not None and not v > 0:
                 raise LabError(f"{name} {v:g}: a ceiling must be above 0")
 
+    @staticmethod
+    def over_budget(drop: float, allowed: float) -> bool:
+        """Whether a measured drop (fraction) exceeds `allowed`. Accuracies are counts over n
+        examples, so a drop of exactly the budget comes out as 0.854 - 0.834 =
+        0.020000000000000018 in floats: "at most 2 points" must admit it (a 60-minute search
+        stopped distill-to-3 chains at "lost 2.00 points" that way)."""
+        return drop > allowed + 1e-9
+
     def allowed_drop(self, start_val: float) -> float:
         """The validation points (fraction) a candidate may lose against `start_val`."""
         drops = [d for d in (self.max_drop,
