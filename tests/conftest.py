@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import random
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -85,3 +86,17 @@ def tiny_csv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path.write_text("text,label\n" + "\n".join(f'"{t}",{y}' for t, y in rows) + "\n")
     return path
 
+
+
+def spy_texts(monkeypatch: pytest.MonkeyPatch, module: Any, name: str) -> list[str]:
+    """Wrap `module.name`, a function called as f(model, tokenizer, texts, ...), so that every
+    text it is given is recorded; returns the (growing) list of them."""
+    seen: list[str] = []
+    real = getattr(module, name)
+
+    def spy(model, tokenizer, texts, *args, **kwargs):
+        seen.extend(texts)
+        return real(model, tokenizer, texts, *args, **kwargs)
+
+    monkeypatch.setattr(module, name, spy)
+    return seen

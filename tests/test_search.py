@@ -11,7 +11,7 @@ from engine.reports import search_plan as P
 from engine.reports.search_plan.candidates import _int8
 from engine.toolkit.config import LabError
 from storage import jobs as store
-from tests.conftest import ROOT
+from tests.conftest import ROOT, spy_texts
 
 # 4 layers x 4 heads: fixed 2 ms, a layer 10 ms of which 4 heads x 1 ms
 TABLE = P.LatencyTable(fixed_ms=2.0, layer_ms=10.0, head_ms=1.0, layers=4, heads=4,
@@ -178,14 +178,7 @@ def test_the_search_judges_on_the_half_training_never_picked_on(tiny_model_dir, 
     from engine.toolkit import evaluation as E
     from engine.toolkit.data import load_dataset
 
-    seen: list[str] = []
-    real = E.predict
-
-    def spy(model, tokenizer, texts, *args, **kwargs):
-        seen.extend(texts)
-        return real(model, tokenizer, texts, *args, **kwargs)
-
-    monkeypatch.setattr(E, "predict", spy)
+    seen = spy_texts(monkeypatch, E, "predict")
     data = load_dataset(f"csv:{tiny_csv}")
     acc = val_accuracy(str(tiny_model_dir), data)
     assert 0.0 <= acc <= 1.0

@@ -22,6 +22,7 @@ from engine.toolkit.config import ConfigError, LabError
 from engine.toolkit.data import load_dataset
 from engine.worker import run_claimed
 from storage import jobs as store
+from tests.conftest import spy_texts
 from tests.test_lowrank import run, same_predictions_after_reload
 from tests.test_pages import app
 
@@ -38,14 +39,7 @@ def sensitivity_job(model, tiny_csv, *sets: str, fresh: bool = False) -> dict:
 def test_map_has_one_score_per_layer_and_part_on_validation_only(
         tiny_model_dir, tiny_csv, monkeypatch) -> None:
     data = load_dataset(f"csv:{tiny_csv}")
-    seen: list[str] = []
-    real = S.logits_of
-
-    def spy(model, tokenizer, texts, *args, **kwargs):
-        seen.extend(texts)
-        return real(model, tokenizer, texts, *args, **kwargs)
-
-    monkeypatch.setattr(S, "logits_of", spy)
+    seen = spy_texts(monkeypatch, S, "logits_of")
     job = sensitivity_job(tiny_model_dir, tiny_csv)
     sens = job["metrics"]["sensitivity"]
     assert sens["split"] == "validation" and sens["examples"] == len(data.val_judge) == 4

@@ -302,6 +302,7 @@ def test_a_stored_model_is_headlined_under_the_runtime_it_was_made_for(tmp_path)
     (tmp_path / "lab_meta.json").write_text(json.dumps({"loader": "quantize",
                                                          "runtime": "compiled"}))
     assert stored_runtime(str(tmp_path)) == "compiled"
+    assert stored_runtime(str(tmp_path), ["eager"]) == "eager"  # runtimes=eager wins
     (tmp_path / "lab_meta.json").write_text(json.dumps({"runtime": "onnxruntime"}))
     assert stored_runtime(str(tmp_path)) == "eager"
     assert stored_runtime("preset:bert-base") == stored_runtime("") == "eager"

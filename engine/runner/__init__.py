@@ -211,9 +211,7 @@ def _run(job: Job, attempt: int, device: str, partial: Path) -> str:
     metrics.update(ctx.notes)
 
     # ---- timing (engine/toolkit/timing.py): every runtime, self and parent interleaved
-    runtime = produced.runtime if produced else stored_runtime(ctx.input_ref.path)
-    if produced is None and runtime not in ecfg.runtimes:
-        runtime = "eager"  # the runtimes asked for win (retime --set runtimes=eager)
+    runtime = produced.runtime if produced else stored_runtime(ctx.input_ref.path, ecfg.runtimes)
     runtimes = timing_runtimes(runtime, ecfg.runtimes)
     timed = timed_models(model, model_device, runtimes, parent_model, device)
     lengths = timing_lengths(cfg, ecfg)

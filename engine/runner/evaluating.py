@@ -33,15 +33,17 @@ def pair_with(cfg) -> str | None:
     return hook() if callable(hook) else None
 
 
-def stored_runtime(path: str) -> str:
+def stored_runtime(path: str, timed: list[str] | None = None) -> str:
     """The torch runtime a stored model was made to run under (quantize records `compiled` in
     its lab_meta.json: its int8 kernels only pay off fused), else eager: the headline runtime
     of a job that times a model it did not make (evaluate, retime), so that a re-timed int8
-    model is not headlined by its eager ratio while its own job headlined the compiled one."""
+    model is not headlined by its eager ratio while its own job headlined the compiled one.
+    Only among the `timed` runtimes when given: those asked for win (runtimes=eager)."""
     from engine.toolkit.checkpoints import read_meta
 
     runtime = read_meta(path).get("runtime") if path and Path(path).is_dir() else None
-    return runtime if runtime in ("eager", "compiled") else "eager"
+    ok = runtime in ("eager", "compiled") and (timed is None or runtime in timed)
+    return runtime if ok else "eager"
 
 
 def timing_lengths(cfg, ecfg) -> list[int]:

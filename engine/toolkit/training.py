@@ -38,6 +38,12 @@ class TrainSettings:
     bf16: bool = False  # forward and backward under bf16 autocast (weights and AdamW in fp32)
 
 
+    def selection(self, data: Dataset) -> Split:
+        """The validation examples checkpoints are picked on: the first `val_limit` of the
+        selection half (the lab judges on the other half; Dataset.val_select / val_judge)."""
+        return Split(data.val_select.texts[:self.val_limit],
+                     data.val_select.labels[:self.val_limit])
+
     def total_steps(self, n_train: int) -> int:
         per_epoch = max(1, n_train // self.batch_size)
         return self.max_steps if self.max_steps > 0 else max(1, round(self.epochs * per_epoch))
@@ -99,8 +105,7 @@ def train_classifier(model, tokenizer, data: Dataset, s: TrainSettings, ctx,
     train: Split = data.train
     steps = s.total_steps(len(train))
     sched = get_linear_schedule_with_warmup(opt, int(s.warmup_ratio * steps), steps)
-    # the selection half: the lab judges on the other (Dataset.val_select / val_judge)
-    val = Split(data.val_select.texts[:s.val_limit], data.val_select.labels[:s.val_limit])
+    val = s.selection(data)
 
     lo, hi = span
     best = {"acc": -1.0, "step": 0, "state": None}

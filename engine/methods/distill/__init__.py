@@ -62,11 +62,10 @@ def apply(cfg: DistillConfig, ctx):
                              eval_every=cfg.eval_every, patience=cfg.patience)
     # The teacher's accuracy on the same validation examples: the curve's reference line.
     ctx.progress(0.01, "measuring the teacher on the validation split", force=True)
-    val_texts = data.val_select.texts[:settings.val_limit]
-    preds, _ = predict(teacher, tok, val_texts, cfg.max_length, ctx.device, batch_size=128,
+    val = settings.selection(data)
+    preds, _ = predict(teacher, tok, val.texts, cfg.max_length, ctx.device, batch_size=128,
                        progress=lambda f: ctx.progress(0.01 + 0.04 * f))
-    teacher_val = classification_metrics(data.val_select.labels[:settings.val_limit], preds,
-                                         data.num_labels)["accuracy"]
+    teacher_val = classification_metrics(val.labels, preds, data.num_labels)["accuracy"]
     steps = settings.total_steps(len(data.train))
     ctx.curve(0, teacher_accuracy=teacher_val)
     ctx.curve(steps, teacher_accuracy=teacher_val)  # a flat line across the planned run
