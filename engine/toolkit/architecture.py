@@ -13,6 +13,8 @@ fields, e.g.
     {"kind": "factorised", "modules": [{"layer": 2, "module": "intermediate.dense",
                                         "rank": 96}]}  (lowrank; layer: original number)
     {"kind": "quantized", "scheme": "int8-dynamic", "dtype": "float32", "embeddings": true}
+    {"kind": "mean_pooled"}  (finetune: the head reads the mean of the token states, not the
+                              pooler; engine/toolkit/pooling.py)
 
 A method package registers the kinds it makes (`register_change`) when it is imported; the
 loader imports the method packages through the registry (by name, so this shared module does

@@ -43,7 +43,9 @@ def apply(cfg: DistillConfig, ctx):
 
     need_attn = cfg.attention_loss > 0
     ctx.progress(0.0, "loading the teacher", force=True)
-    if cfg.student != "checkpoint" and cfg.init != "random" and inherited(ctx.input_ref):
+    # mean pooling is no change to the weights a student copies (build_student gives it too)
+    changed = [c for c in inherited(ctx.input_ref) if c.get("kind") != "mean_pooled"]
+    if cfg.student != "checkpoint" and cfg.init != "random" and changed:
         raise LabError(f"distill: {ctx.job.model} is a {read_meta(ctx.input_ref.path)['method']}"
                        f" output whose weights cannot seed a student; distil from the float "
                        f"model and apply that method to the student afterwards")
@@ -94,8 +96,11 @@ def apply(cfg: DistillConfig, ctx):
                               "intermediate": sc.intermediate_size},
              **{f"final_{k}_loss": round(float(np.mean(v)), 5)
                 for k, v in loss_fn.parts.items() if v}}
+    from engine.toolkit.pooling import pooling_changes
+
     return Produced(model=student, tokenizer=tok, notes=notes,
-                    meta={"teacher_layers_used": layer_map, "changes": []})
+                    meta={"teacher_layers_used": layer_map,
+                          "changes": pooling_changes(student)})
 
 
 def _save_best_on_cancel(ctx, student, tokenizer, cfg: DistillConfig) -> Path | None:

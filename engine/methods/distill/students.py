@@ -159,6 +159,10 @@ def build_student(cfg: DistillConfig, teacher, eager_attention: bool = False,
         scfg.kept_layers = scfg.original_layers = None
     torch.manual_seed(cfg.seed)
     student = AutoModelForSequenceClassification.from_config(scfg, attn_implementation=attn)
+    from engine.toolkit.pooling import is_mean_pooled, use_mean_pooling
+
+    if is_mean_pooled(teacher):  # the student reads its tokens as the teacher does
+        use_mean_pooling(student)
     if init == "truncate":
         copy_from_teacher(student, teacher, keep)
     return student, keep
