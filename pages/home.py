@@ -29,7 +29,8 @@ def teacher_status() -> None:
     elif pending is not None:
         job = store.get_job(pending)
         st.info(f"The default teacher is being prepared by job {job.id} ({job.status}): "
-                f"{job.message}. It takes about 10 minutes on 2 CPU cores.",
+                f"{job.message}. It takes about 5 minutes on 2 CPU cores (more where "
+                f"the CPU has no bf16).",
                 icon=":material/hourglass_top:")
         eta_text = stage_eta_text(job)
         st.progress(job.progress, text=f"{job.progress:.0%}" + (f" · {eta_text}" if eta_text
