@@ -161,3 +161,16 @@ def test_every_method_runs_on_a_mean_pooled_model(tiny_encoder_dir, tiny_csv, me
     if method != "sensitivity":  # the others make a model: it keeps the pooling
         assert kinds(job)[0] == "mean_pooled"
         stored_predictions_match(job, data)
+
+
+def test_a_mean_pooled_checkpoint_student_keeps_its_pooling(tiny_encoder_dir, tiny_csv) -> None:
+    data = f"csv:{tiny_csv}"
+    train = ["max_steps=2", "eval_every=2", "batch_size=8", "max_length=32"]
+    teacher = run(submit("finetune", model=str(tiny_encoder_dir), dataset=data, sets=train))
+    other = run(submit("finetune", model=str(tiny_encoder_dir), dataset=data,
+                       sets=[*train, "seed=1"]))
+    student = run(submit("distill", from_job=teacher["id"], dataset=data,
+                         sets=["student=checkpoint", f"student_model={other['output_model']}",
+                               *train]))
+    assert kinds(student) == ["mean_pooled"]
+    stored_predictions_match(student, data)

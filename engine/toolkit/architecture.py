@@ -121,6 +121,12 @@ def chain(ref, *new: Change) -> list[Change]:
     return [*inherited(ref), *new]
 
 
+def weight_changes(ref) -> list[Change]:
+    """The parent's changes that made its weights other than plain float BERT weights: all
+    but mean_pooled (a pooling; no weight changed), which distill copies to a student."""
+    return [c for c in inherited(ref) if c.get("kind") != "mean_pooled"]
+
+
 def has_kind(changes: list[Change], kind: str) -> bool:
     return any(c.get("kind") == kind for c in changes)
 

@@ -35,7 +35,7 @@ def apply(cfg: DistillConfig, ctx):
     step; the runner then saves, evaluates and times it against the teacher (paired)."""
     import numpy as np
 
-    from engine.toolkit.architecture import inherited
+    from engine.toolkit.architecture import weight_changes
     from engine.toolkit.checkpoints import read_meta
     from engine.toolkit.contract import JobCancelled, Produced
     from engine.toolkit.evaluation import classification_metrics, predict
@@ -43,9 +43,8 @@ def apply(cfg: DistillConfig, ctx):
 
     need_attn = cfg.attention_loss > 0
     ctx.progress(0.0, "loading the teacher", force=True)
-    # mean pooling is no change to the weights a student copies (build_student gives it too)
-    changed = [c for c in inherited(ctx.input_ref) if c.get("kind") != "mean_pooled"]
-    if cfg.student != "checkpoint" and cfg.init != "random" and changed:
+    # a mean-pooled teacher's weights are plain (build_student gives the student its pooling)
+    if cfg.student != "checkpoint" and cfg.init != "random" and weight_changes(ctx.input_ref):
         raise LabError(f"distill: {ctx.job.model} is a {read_meta(ctx.input_ref.path)['method']}"
                        f" output whose weights cannot seed a student; distil from the float "
                        f"model and apply that method to the student afterwards")

@@ -178,9 +178,9 @@ def _load_checkpoint_student(model_id: str, eager_attention: bool, label_names, 
     if ref.source == "preset":
         raise LabError("distill: for an architecture student use student=shape; "
                        "student_model takes a trained checkpoint")
-    from engine.toolkit.architecture import inherited
+    from engine.toolkit.architecture import weight_changes
 
-    if inherited(ref):
+    if weight_changes(ref):
         raise LabError(f"distill: {model_id} is a {read_meta(ref.path).get('method')} output "
                        f"(not plain float weights); use a float checkpoint as the student")
     if tokenizer is not None:
