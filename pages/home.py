@@ -29,7 +29,7 @@ def teacher_status() -> None:
     elif pending is not None:
         job = store.get_job(pending)
         st.info(f"The default teacher is being prepared by job {job.id} ({job.status}): "
-                f"{job.message}. It takes about 5 minutes on 2 CPU cores (more where "
+                f"{job.message}. It takes 5 to 7 minutes on 2 CPU cores (more where "
                 f"the CPU has no bf16).",
                 icon=":material/hourglass_top:")
         eta_text = stage_eta_text(job)
