@@ -100,3 +100,16 @@ def spy_texts(monkeypatch: pytest.MonkeyPatch, module: Any, name: str) -> list[s
 
     monkeypatch.setattr(module, name, spy)
     return seen
+
+
+def run_done(job_id: int) -> dict:
+    """Claim and run a queued job in this process; its row (as `show --json` prints it),
+    asserted done."""
+    from engine.worker import run_claimed
+    from storage import jobs as store
+
+    assert store.claim(None, job_id=job_id) is not None
+    run_claimed(job_id)
+    job = store.job_as_dict(store.get_job(job_id))
+    assert job["status"] == "done", job["error"]
+    return job

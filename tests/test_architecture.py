@@ -11,16 +11,8 @@ from engine.submit import submit
 from engine.toolkit import architecture as A
 from engine.toolkit.checkpoints import META_FILE, ModelRef, load_classifier, read_meta, resolve
 from engine.toolkit.config import LabError
-from engine.worker import run_claimed
 from storage import jobs as store
-
-
-def run(job_id: int) -> dict:
-    assert store.claim(None, job_id=job_id) is not None
-    run_claimed(job_id)
-    job = store.job_as_dict(store.get_job(job_id))
-    assert job["status"] == "done", job["error"]
-    return job
+from tests.conftest import run_done as run
 
 
 def batch() -> dict:

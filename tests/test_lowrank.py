@@ -15,16 +15,11 @@ from engine.toolkit.data import load_dataset
 from engine.toolkit.evaluation import predict
 from engine.worker import run_claimed
 from storage import jobs as store
+from tests.conftest import run_done as run
 
 FAST = ["max_length=32", "batch_size=8", "eval_every=2"]
 
 
-def run(job_id: int) -> dict:
-    assert store.claim(None, job_id=job_id) is not None
-    run_claimed(job_id)
-    job = store.job_as_dict(store.get_job(job_id))
-    assert job["status"] == "done", job["error"]
-    return job
 
 
 def tiny(tiny_model_dir):

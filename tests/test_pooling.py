@@ -12,9 +12,9 @@ import torch
 from engine.submit import submit
 from engine.toolkit.checkpoints import load_classifier, read_meta, resolve
 from engine.toolkit.pooling import is_mean_pooled, masked_mean, use_mean_pooling
-from engine.worker import run_claimed
 from storage import jobs as store
 from tests.conftest import NEGATIVE, POSITIVE
+from tests.conftest import run_done as run
 
 
 @pytest.fixture(scope="module")
@@ -33,12 +33,6 @@ def tiny_encoder_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-def run(job_id: int) -> dict:
-    assert store.claim(None, job_id=job_id) is not None
-    run_claimed(job_id)
-    d = store.job_as_dict(store.get_job(job_id))
-    assert d["status"] == "done", d["error"]
-    return d
 
 
 def kinds(job: dict) -> list[str]:
