@@ -52,8 +52,12 @@ class FinetuneConfig(MethodConfig):
                             min=1, advanced=True)
     patience: int = param(0, "Stop after this many validations without improvement; 0: "
                           "never.", min=0, advanced=True)
+    # measured on the teacher's recipe (2 epochs, bf16, mean pooling; a scratch script):
+    # steps about 10 % faster, but test accuracy at the last step 82.95 / 82.45 % (seeds 0 / 1)
+    # against 83.85 / 82.90 % with the embeddings trained
     freeze_embeddings: bool = param(False, "Keep the word embeddings as pretrained (no "
-                                    "gradient, no update): a faster step, less to overfit.",
+                                    "gradient, no update): about 10 % faster steps on a "
+                                    "CPU, but the teacher lost 0.45 to 0.9 points with it.",
                                     advanced=True)
     pooling: str = param("mean", "What a new head reads: mean, the average of the token "
                          "states (all-MiniLM-L6-v2 was trained for it: about 1 point more "
