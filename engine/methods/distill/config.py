@@ -48,9 +48,10 @@ class DistillConfig(MethodConfig):
     max_length: int = param(64, "Tokens per example (also the evaluation length).",
                             min=8, max=512)
     seed: int = param(0, "Seed for new weights and the data order.", min=0)
-    # a 2-layer student of the mean-pooled teacher (lr 3e-4): test 81.5 / 80.4 % (seeds 0 / 1)
-    # with the embeddings trained, 79.75 / 78.75 % frozen; the selection half agreed on seed 1
-    # only (81.0 vs 80.2 %); a 3-layer student keeps within a point frozen, so True stays
+    # a 2-layer student of the mean-pooled teacher (distill jobs, lr 3e-4): test 81.5 / 80.4 %
+    # (seeds 0 / 1) with the embeddings trained, 79.75 / 78.75 % frozen; the selection half
+    # agreed on seed 1 only (81.0 vs 80.2 %); a 3-layer student keeps within a point frozen,
+    # so True stays
     freeze_embeddings: bool = param(True, "Keep the student's word embeddings fixed (for "
                                     "teacher-layers and checkpoint students, whose embeddings "
                                     "are already trained): they are most of a small student's "

@@ -33,7 +33,8 @@ class FinetuneConfig(MethodConfig):
 
     # 1.5: with mean pooling and bf16, test accuracy 83.35 % at 1.5 epochs (about 4.6 min of
     # training on 2 CPU threads) and 83.85 % at the last step of 2 epochs, against 82.65 % at
-    # 3 epochs with BERT's pooler in fp32 (10 min; seed 0, a scratch script; seed 1 gave 82.35 %)
+    # 3 epochs with BERT's pooler in fp32 (10 min; seed 0; seed 1 gave 82.35 %; measured with a
+    # scratch form of tests/benchmarks/bench_teacher_recipes.py, not rerun with it)
     epochs: float = param(1.5, "Passes over the training split (ignored when max_steps > 0).",
                           min=0.01, max=100)
     max_steps: int = param(0, "Optimizer steps to run; 0: use epochs.", min=0)
@@ -52,7 +53,8 @@ class FinetuneConfig(MethodConfig):
                             min=1, advanced=True)
     patience: int = param(0, "Stop after this many validations without improvement; 0: "
                           "never.", min=0, advanced=True)
-    # measured on the teacher's recipe (2 epochs, bf16, mean pooling; a scratch script):
+    # measured on the teacher's recipe (2 epochs, bf16, mean pooling; bench_teacher_recipes'
+    # scratch form, variants two_epochs and frozen):
     # steps about 10 % faster, but test accuracy at the last step 82.95 / 82.45 % (seeds 0 / 1)
     # against 83.85 / 82.90 % with the embeddings trained
     freeze_embeddings: bool = param(False, "Keep the word embeddings as pretrained (no "
