@@ -172,7 +172,9 @@ def test_a_stalled_worker_cannot_overwrite_the_job(tiny_model_dir, tiny_csv, lab
     """Worker A claims a quantize job and is stopped (SIGSTOP) past the heartbeat timeout;
     worker B takes the job and finishes it; A resumes: its writes are refused (StaleClaim),
     it discards its partial folder, and the job is done once, with B's output."""
-    env = {"LAB_HEARTBEAT_TIMEOUT_S": "3", "LAB_MAX_ATTEMPTS": "3"}
+    # 6 s, not 3: on a loaded 2-core CI box worker B's own beats (1 s apart at 3 s) once went
+    # stale mid-job and B re-claimed it (a third attempt); A is stopped for as long as it takes
+    env = {"LAB_HEARTBEAT_TIMEOUT_S": "6", "LAB_MAX_ATTEMPTS": "3"}
     for k, v in env.items():
         monkeypatch.setenv(k, v)
     job_id = submit("quantize", model=str(tiny_model_dir), dataset=f"csv:{tiny_csv}",
