@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from engine.submit import submit
+from engine.toolkit import paired as P
 from engine.toolkit import timing as T
 from engine.toolkit import timing_trust as TT
 from engine.worker import run_claimed
@@ -95,11 +96,11 @@ def test_paired_interval_contains_the_true_ratio_under_shared_load() -> None:
     load = np.exp(rng.normal(0, 0.3, n))
     own = 10 * load * np.exp(rng.normal(0, 0.05, n))
     parent = 30 * load * np.exp(rng.normal(0, 0.05, n))
-    lo, hi = T.paired_ci(list(own), list(parent))
+    lo, hi = P.paired_ci(list(own), list(parent))
     assert lo < 3 < hi
     assert lo <= np.median(parent) / np.median(own) <= hi
     assert hi - lo < 0.6, "pairing removes the shared load from the interval"
-    assert T.paired_ci(list(own), list(parent)) == (lo, hi), "seeded"
+    assert P.paired_ci(list(own), list(parent)) == (lo, hi), "seeded"
 
 
 def _row(bs, runtime, p50, samples=None, threads=2, seq=64):
@@ -115,7 +116,7 @@ def test_speed_metrics_takes_the_same_runtime_parent_row() -> None:
              "parent": [_row(1, "eager", 30.0), _row(1, "compiled", 20.0),
                         _row(32, "eager", 300.0), _row(32, "compiled", 200.0),
                         _row(1, "compiled", 1.0, threads=8)]}  # another thread count: ignored
-    m = T.speed_metrics(roles, "compiled")
+    m = P.speed_metrics(roles, "compiled")
     assert m["parent_runtime"] == "compiled"
     assert m["speedup_vs_parent"] == {"1": 4.0, "32": 5.0}, "compiled against compiled"
     assert m["speedup_by_runtime"] == {"eager": {"1": 3.0, "32": 3.0},
@@ -125,9 +126,9 @@ def test_speed_metrics_takes_the_same_runtime_parent_row() -> None:
     assert m["compile_gain_parent"] == {"1": 1.5, "32": 1.5}
     assert m["compile_gain"] == {"1": 2.0, "32": 2.5}
     assert m["speedup_pairing"] == "paired" and "compiled" in m["speed_summary"]
-    eager = T.speed_metrics(roles, "eager")
+    eager = P.speed_metrics(roles, "eager")
     assert eager["speedup_vs_parent"] == {"1": 3.0, "32": 3.0}
-    alone = T.speed_metrics({"self": roles["self"]}, "eager")
+    alone = P.speed_metrics({"self": roles["self"]}, "eager")
     assert "speedup_vs_parent" not in alone and alone["compile_gain"] == {"1": 2.0, "32": 2.5}
 
 

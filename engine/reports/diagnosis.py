@@ -13,11 +13,8 @@ import math
 from typing import Any
 
 from engine.reports.runs import config_text, primary_runtime, runtime_of
-from engine.toolkit import timing
+from engine.toolkit.paired import NOT_FASTER  # one "not faster" threshold for the lab
 
-# One threshold for "not faster" (latency noise is a few percent). It lives in
-# engine/toolkit/timing.py (NOT_FASTER) once the methods helper adds it; until then 1.1 here.
-NOT_FASTER: float = getattr(timing, "NOT_FASTER", 1.1)
 SMALLER = 1.05  # a size ratio above this is "smaller"
 LAUNCH_BOUND_MS = 5.0  # a GPU forward this short is mostly kernel launches, not arithmetic
 

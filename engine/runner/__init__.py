@@ -6,9 +6,9 @@ interleaved with its parent (paired speedup), and stores everything in one trans
 A failure records the error on the job; a cancel removes partial artifacts.
 
 Elsewhere: the job contract (JobContext, Produced) is engine/toolkit/contract.py; the
-interleaved timing and the paired ratios are in engine/toolkit/timing.py; the
-heartbeat thread and `run_claimed` (run_job with a heartbeat, as the worker runs it) are in
-engine/worker.py.
+interleaved timing is in engine/toolkit/timing.py, the paired ratios in
+engine/toolkit/paired.py; the heartbeat thread and `run_claimed` (run_job with a heartbeat,
+as the worker runs it) are in engine/worker.py.
 """
 
 from __future__ import annotations
@@ -144,14 +144,8 @@ def _run(job: Job, attempt: int, device: str, partial: Path) -> str:
     from engine.methods.registry import config_from_json, get_method
     from engine.toolkit import checkpoints as M
     from engine.toolkit.device import describe
-    from engine.toolkit.timing import (
-        by_role,
-        latency_rows,
-        speed_metrics,
-        sweep_table,
-        timed_models,
-        timing_runtimes,
-    )
+    from engine.toolkit.paired import speed_metrics, sweep_table
+    from engine.toolkit.timing import by_role, latency_rows, timed_models, timing_runtimes
     from engine.toolkit.timing_trust import busy_warning
 
     spec = get_method(job.method)

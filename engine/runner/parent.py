@@ -9,7 +9,7 @@ from typing import Any
 
 from engine.runner.evaluating import evaluate
 from engine.toolkit.contract import JobContext
-from engine.toolkit.timing import NOT_FASTER as SLOW_SPEEDUP  # the one "not faster" threshold
+from engine.toolkit.paired import NOT_FASTER as SLOW_SPEEDUP  # the one "not faster" threshold
 from storage import jobs as store
 
 
@@ -20,7 +20,7 @@ def compare_with_parent(metrics: dict[str, Any], ctx: JobContext, parent_model, 
     model is not faster when a paired speedup is below SLOW_SPEEDUP (`metrics` already holds
     the paired speedups)."""
     from engine.toolkit import checkpoints as M
-    from engine.toolkit.timing import ratios
+    from engine.toolkit.paired import ratios
 
     slow = {bs: x for bs, x in metrics["speedup_vs_parent"].items() if x < SLOW_SPEEDUP}
     slow_note = _explain_slow(ctx, metrics) if slow else None  # the method's own hook

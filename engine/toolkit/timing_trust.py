@@ -10,7 +10,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from engine.toolkit.timing import row_key
+from engine.toolkit.paired import row_key
 
 SPREAD_LIMIT = 0.25  # IQR / p50 above this: the spread is too wide to trust the median
 TAIL_LIMIT = 2.0  # p95 / p50 above this: a heavy tail (other processes took the CPU)

@@ -7,6 +7,7 @@ import streamlit as st
 
 from engine.reports import figures
 from engine.reports import lessons as L
+from engine.reports.lessons import charts
 from engine.worker import job_device
 from pages.learn_parts.runs import everything
 from pages.ui import show_error, submit_job
@@ -59,7 +60,7 @@ def budget(rows, found, origin: str | None, lesson: L.Lesson, batch: int) -> Non
                       key=key, help="Per call at this batch size; the lesson picks the most "
                       "accurate model within it.")
     choice = L.pick(rows, limit)
-    chart(figures.lesson_budget_figure(rows, L.frontier_mask(rows), limit, choice, batch), lesson)
+    chart(charts.lesson_budget_figure(rows, L.frontier_mask(rows), limit, choice, batch), lesson)
     takeaways(L.frontier_takeaways(rows, limit, batch, found, origin))
 
 
@@ -99,11 +100,11 @@ def results(lesson: L.Lesson, found, origin: str | None):
         rows = L.speedup_rows(found, lesson, compile_alone=lesson.key == "quantize")
         lines = (L.quantize_takeaways if lesson.key == "quantize" else L.prune_takeaways)(
             found, origin)
-        return (figures.lesson_speedups_figure(rows), lines) if len(rows) else None
+        return (charts.lesson_speedups_figure(rows), lines) if len(rows) else None
     if lesson.key == "distill":
         rows = L.depth_rows(found, lesson)
-        return (figures.lesson_depth_figure(rows), L.distill_takeaways(found, origin)) \
+        return (charts.lesson_depth_figure(rows), L.distill_takeaways(found, origin)) \
             if len(rows) else None
     rows = L.sweep_rows(L.done(found, "sweep"))
-    return (figures.lesson_seqlen_figure(rows), L.seqlen_takeaways(rows, origin)) \
+    return (charts.lesson_seqlen_figure(rows), L.seqlen_takeaways(rows, origin)) \
         if len(rows) else None

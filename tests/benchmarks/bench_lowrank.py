@@ -68,7 +68,8 @@ def paired_compiled(model_id: str) -> None:
 
     from engine.toolkit.checkpoints import load_classifier, load_tokenizer, resolve
     from engine.toolkit.data import load_dataset
-    from engine.toolkit.timing import Timed, compile_for_timing, measure, speedups
+    from engine.toolkit.paired import speedups
+    from engine.toolkit.timing import Timed, compile_for_timing, measure
 
     torch.set_num_threads(settings.threads())
     timed = {name: Timed(compile_for_timing(load_classifier(resolve(mid))), "cpu", "compiled")

@@ -88,7 +88,8 @@ def against_teacher(d: dict) -> None:
     from engine.toolkit import device as dev
     from engine.toolkit.checkpoints import load_classifier, load_tokenizer, resolve
     from engine.toolkit.data import load_dataset
-    from engine.toolkit.timing import Timed, measure, speedups
+    from engine.toolkit.paired import speedups
+    from engine.toolkit.timing import Timed, measure
 
     device = dev.setup()
     data = load_dataset("rotten-tomatoes")

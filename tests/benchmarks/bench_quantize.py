@@ -137,7 +137,8 @@ def retime(job_id: int, rounds: int) -> None:
     from engine.toolkit import device as dev
     from engine.toolkit.checkpoints import load_classifier, load_tokenizer, resolve
     from engine.toolkit.data import load_dataset
-    from engine.toolkit.timing import Timed, compile_for_timing, measure, speedup_cis, speedups
+    from engine.toolkit.paired import speedup_cis, speedups
+    from engine.toolkit.timing import Timed, compile_for_timing, measure
 
     job = store.job_as_dict(store.get_job(job_id))
     if job["method"] != "quantize" or job["status"] != "done":

@@ -349,7 +349,8 @@ def _semi_structured(model, ctx) -> dict[str, Any]:
     import copy
 
     from engine.methods.prune import surgery as P
-    from engine.toolkit.timing import NOT_FASTER, Timed, measure, speedups
+    from engine.toolkit.paired import NOT_FASTER, speedups
+    from engine.toolkit.timing import Timed, measure
 
     ctx.progress(0.95, "timing 2:4 kernels against dense fp16", force=True)
     dense = copy.deepcopy(model).half().to(ctx.device).eval()

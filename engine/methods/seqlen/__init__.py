@@ -3,7 +3,7 @@
 `python -m engine submit seqlen --model M --set lengths=16,32,64,128,256,512 [--set against=M2]`
 The runner times the model (and `against`, interleaved, role parent) at every length, batch
 size and runtime, and stores a latency row for each and metrics["seqlen_sweep"]
-(engine/toolkit/timing.sweep_table). Before that this method measures where the time goes
+(engine/toolkit/paired.sweep_table). Before that this method measures where the time goes
 (metrics["attention_split"]): at each length and batch size, eager, the full model, the model
 with every self-attention block replaced by identity, and the model with every feed-forward
 block replaced by identity are timed interleaved in one `measure` call; attention_ms = full
