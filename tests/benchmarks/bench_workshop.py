@@ -69,7 +69,18 @@ from typing import Any
 
 import numpy as np
 
-from tests.benchmarks.workshop_lab import PAGES, ROOT, Lab, collect, job_rows, wait_finished
+from tests.benchmarks.workshop_lab import (
+    PAGES,
+    ROOT,
+    Lab,
+    collect,
+    job_rows,
+    prepare_teacher,
+    teacher_pack,
+    tiny_bert,
+    tiny_dataset,
+    wait_finished,
+)
 
 LOCKED = "database is locked"
 
@@ -205,83 +216,7 @@ def fair_scenario(lab: Lab, greedy_jobs: int, timeout: float) -> dict[str, Any]:
     return verdict
 
 
-# --------------------------------------------------------------------------- setup and report
-
-
-def tiny_bert(home: Path) -> str:
-    """A random BERT classifier small enough that every job takes seconds (4 layers, hidden
-    64, 4 heads, seed 0; the embedded MiniLM tokenizer), saved under `home`/models."""
-    out = home / "models" / "tiny-bert"
-    if not out.is_dir():
-        import torch
-        from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
-
-        from engine.toolkit.checkpoints import embedded_minilm_path
-
-        torch.manual_seed(0)
-        config = BertConfig(vocab_size=30522, hidden_size=64, num_hidden_layers=4,
-                            num_attention_heads=4, intermediate_size=128,
-                            max_position_embeddings=128, num_labels=2,
-                            id2label={0: "neg", 1: "pos"}, label2id={"neg": 0, "pos": 1})
-        BertForSequenceClassification(config).save_pretrained(out, safe_serialization=True)
-        AutoTokenizer.from_pretrained(embedded_minilm_path()).save_pretrained(out)
-    return str(out)
-
-
-def prepare_teacher(home: Path, steps: int, dataset: str, runtimes: str | None,
-                    base_model: str = "minilm-l6") -> None:
-    """Build a quick default teacher (finetune of `base_model` with max_steps=`steps`) in
-    `home` if it has none."""
-    home.mkdir(parents=True, exist_ok=True)
-    os.environ["LAB_HOME"] = str(home)
-    os.environ.pop("LAB_DATABASE_URL", None)
-    from engine.submit import build_config
-    from storage import jobs as store
-    from storage.db import dispose_all
-
-    dispose_all()
-    if store.find_model("default") is not None:
-        return
-    cfg = build_config("finetune", sets=[f"max_steps={steps}"]).to_json()
-    store.enqueue("finetune", cfg, base_model, dataset, alias="default", owner="bench")
-    subprocess.run([sys.executable, "-m", "engine", "worker", "--once"], cwd=ROOT, check=True,
-                   env={**os.environ, "LAB_WORKER_AUTOSTART": "0", "HF_HUB_OFFLINE": "1",
-                        **({"LAB_TIMING_RUNTIMES": runtimes} if runtimes else {})})
-    dispose_all()
-    if store.find_model("default") is None:
-        sys.exit(f"building the quick teacher in {home} failed: see `python -m engine jobs`")
-
-
-def tiny_dataset(home: Path) -> str:
-    """80 short two-label reviews (as tests/conftest.py's tiny_csv) beside the teacher."""
-    from tests.conftest import NEGATIVE, POSITIVE
-
-    path = home / "tiny.csv"
-    if not path.exists():
-        rows = [(t, "pos") for t in POSITIVE] + [(t, "neg") for t in NEGATIVE]
-        rows = [(f"{rows[i % 16][0]}, take {i // 16 + 1}", rows[i % 16][1]) for i in range(80)]
-        random.Random(0).shuffle(rows)
-        home.mkdir(parents=True, exist_ok=True)
-        path.write_text("text,label\n" + "\n".join(f'"{t}",{y}' for t, y in rows) + "\n")
-    return f"csv:{path}"
-
-
-def teacher_pack(source: Path, base: Path) -> Path:
-    """The teacher's run and model as a pack, exported from a copy of `source`."""
-    copy = base / "pack-source"
-    shutil.copytree(source, copy)
-    os.environ["LAB_HOME"] = str(copy)
-    os.environ.pop("LAB_DATABASE_URL", None)
-    from engine.packs import export_pack
-    from storage import jobs as store
-    from storage.db import dispose_all
-
-    dispose_all()
-    teacher = store.find_model("default")
-    path = base / "teacher.labpack"
-    export_pack(path, [teacher.job_id], with_models=True)
-    dispose_all()
-    return path
+# --------------------------------------------------------------------------- report
 
 
 def show(backend: str, solo: dict | None, crowd: dict, fair: dict, args) -> None:

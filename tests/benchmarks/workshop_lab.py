@@ -1,6 +1,7 @@
 """bench_workshop's moving parts: the child processes (attendees who submit, watchers who
-render Jobs and Results), the start barrier they wait on, and `Lab`, one throwaway lab with
-its LAB_HOME, database and workers. The scenarios and the report are in bench_workshop.py.
+render Jobs and Results), the start barrier they wait on, `Lab`, one throwaway lab with its
+LAB_HOME, database and workers, and the teacher it starts from (a pack of it for PostgreSQL,
+a tiny one for smoke runs). The scenarios and the report are in bench_workshop.py.
 
 A child is `python -m tests.benchmarks.workshop_lab SPEC_JSON`: it prints one `RESULT {json}`
 line, which `collect` reads."""
@@ -10,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
 import shutil
 import signal
 import subprocess
@@ -232,6 +234,85 @@ def wait_finished(ids: list[int], timeout: float) -> float:
             return time.time()
         time.sleep(1.0)
     return time.time()
+
+
+# --------------------------------------------------------------------------- the teacher
+
+
+def tiny_bert(home: Path) -> str:
+    """A random BERT classifier small enough that every job takes seconds (4 layers, hidden
+    64, 4 heads, seed 0; the embedded MiniLM tokenizer), saved under `home`/models."""
+    out = home / "models" / "tiny-bert"
+    if not out.is_dir():
+        import torch
+        from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
+
+        from engine.toolkit.checkpoints import embedded_minilm_path
+
+        torch.manual_seed(0)
+        config = BertConfig(vocab_size=30522, hidden_size=64, num_hidden_layers=4,
+                            num_attention_heads=4, intermediate_size=128,
+                            max_position_embeddings=128, num_labels=2,
+                            id2label={0: "neg", 1: "pos"}, label2id={"neg": 0, "pos": 1})
+        BertForSequenceClassification(config).save_pretrained(out, safe_serialization=True)
+        AutoTokenizer.from_pretrained(embedded_minilm_path()).save_pretrained(out)
+    return str(out)
+
+
+def prepare_teacher(home: Path, steps: int, dataset: str, runtimes: str | None,
+                    base_model: str = "minilm-l6") -> None:
+    """Build a quick default teacher (finetune of `base_model` with max_steps=`steps`) in
+    `home` if it has none."""
+    home.mkdir(parents=True, exist_ok=True)
+    os.environ["LAB_HOME"] = str(home)
+    os.environ.pop("LAB_DATABASE_URL", None)
+    from engine.submit import build_config
+    from storage import jobs as store
+    from storage.db import dispose_all
+
+    dispose_all()
+    if store.find_model("default") is not None:
+        return
+    cfg = build_config("finetune", sets=[f"max_steps={steps}"]).to_json()
+    store.enqueue("finetune", cfg, base_model, dataset, alias="default", owner="bench")
+    subprocess.run([sys.executable, "-m", "engine", "worker", "--once"], cwd=ROOT, check=True,
+                   env={**os.environ, "LAB_WORKER_AUTOSTART": "0", "HF_HUB_OFFLINE": "1",
+                        **({"LAB_TIMING_RUNTIMES": runtimes} if runtimes else {})})
+    dispose_all()
+    if store.find_model("default") is None:
+        sys.exit(f"building the quick teacher in {home} failed: see `python -m engine jobs`")
+
+
+def tiny_dataset(home: Path) -> str:
+    """80 short two-label reviews (as tests/conftest.py's tiny_csv) beside the teacher."""
+    from tests.conftest import NEGATIVE, POSITIVE
+
+    path = home / "tiny.csv"
+    if not path.exists():
+        rows = [(t, "pos") for t in POSITIVE] + [(t, "neg") for t in NEGATIVE]
+        rows = [(f"{rows[i % 16][0]}, take {i // 16 + 1}", rows[i % 16][1]) for i in range(80)]
+        random.Random(0).shuffle(rows)
+        home.mkdir(parents=True, exist_ok=True)
+        path.write_text("text,label\n" + "\n".join(f'"{t}",{y}' for t, y in rows) + "\n")
+    return f"csv:{path}"
+
+
+def teacher_pack(source: Path, base: Path) -> Path:
+    """The teacher's run and model as a pack, exported from a copy of `source`."""
+    copy = base / "pack-source"
+    shutil.copytree(source, copy)
+    os.environ["LAB_HOME"] = str(copy)
+    os.environ.pop("LAB_DATABASE_URL", None)
+    from engine.packs import export_pack
+    from storage import jobs as store
+    from storage.db import dispose_all
+
+    dispose_all()
+    teacher = store.find_model("default")
+    path = base / "teacher.labpack"
+    export_pack(path, [teacher.job_id], with_models=True)
+    dispose_all()
+    return path
 
 
 if __name__ == "__main__":
