@@ -170,8 +170,10 @@ class Lab:
             if any(p.poll() is not None for p in children.values()):
                 break
             time.sleep(0.2)
-        print(f"  {len(children)} children warm and {len(self.workers)} workers registered "
-              f"in {time.time() - began:.1f} s", flush=True)
+        warm = sum((self.barrier / f"{n}.ready").exists() for n in children)
+        print(f"  {warm} of {len(children)} children warm and {len(alive())} of "
+              f"{len(self.workers)} workers registered in {time.time() - began:.1f} s",
+              flush=True)
         start = time.time() + 1.0
         (self.barrier / "go.tmp").write_text(repr(start))
         (self.barrier / "go.tmp").rename(self.barrier / "go")  # never read half-written
