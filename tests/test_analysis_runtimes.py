@@ -145,8 +145,20 @@ def test_frontier_marks_runtimes_and_hides_unreliable_runs() -> None:
     assert symbols == {"circle", "diamond"}, "each point marked with its runtime"
     assert {t.name for t in mixed.data} >= {"timed eager", "timed compiled"}
     child["metrics"]["latency"] = [lat(32, 40.0, "compiled")]  # an older int8 run
-    assert runs_mod.default_runtime([teacher, child], 32) == runs_mod.FASTEST
-    assert runs_mod.default_runtime(two_runtimes(), 32) == "eager"
+    assert runs_mod.default_runtime([teacher, child], 32) == runs_mod.FASTEST, \
+        "no runtime common to both: each at its fastest, marked"
+
+
+def test_results_open_on_the_runtime_the_starting_models_are_fastest_under() -> None:
+    # every run timed both ways: one runtime for all, the starts' fastest (teacher 80 ms
+    # compiled vs 100 eager, the unrelated start 50 vs 70), whatever the children do
+    assert runs_mod.default_runtime(two_runtimes(), 32) == "compiled"
+    teacher, child, other = two_runtimes()
+    teacher["metrics"]["latency"] = [lat(32, 70.0, "eager"), lat(32, 90.0, "compiled")]
+    other["metrics"]["latency"] = [lat(32, 45.0, "eager"), lat(32, 60.0, "compiled")]
+    assert runs_mod.default_runtime([teacher, child, other], 32) == "eager", \
+        "the child's own fastest runtime (compiled) does not pick the baseline's"
+    assert runs_mod.default_runtime([teacher, child, other], 1) == "eager", "none timed"
 
 
 def test_accuracy_difference_interval_is_paired() -> None:
