@@ -59,6 +59,18 @@ chosen = st.selectbox("Search", ids, index=ids.index(st.session_state.get("searc
                                                  for r in found if r["id"] == i))
 
 
+def drop_points(rec: dict, c: dict) -> float | None:
+    """Validation points the candidate lost against the start (None before it ran)."""
+    start = rec.get("start_val_accuracy")
+    if start is None or c["val_accuracy"] is None:
+        return None
+    return round(100 * (start - c["val_accuracy"]), 2)
+
+
+def interval_text(ci: list[float] | None) -> str | None:
+    return f"{100 * ci[0]:.1f} to {100 * ci[1]:.1f}" if ci else None
+
+
 @st.fragment(run_every=2)
 def follow(search_id: int) -> None:
     rec = search.records.load(search_id)
@@ -85,6 +97,9 @@ def follow(search_id: int) -> None:
                    f"and larger than plain int8).")
     rows = pd.DataFrame([{"chain": c["chain"], "job": c["id"], "status": c["status"],
                           "val_accuracy": c["val_accuracy"],
+                          "val drop (points)": drop_points(rec, c),
+                          # the judging half is small: how far the drop could be off
+                          "95 % interval (points)": interval_text(c.get("val_drop_ci")),
                           "speedup": (c.get("speedup_vs_start") or {}).get(
                               str(rec["constraints"]["batch"])),
                           # which figure it is: a chain's product of paired steps, or timed

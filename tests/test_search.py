@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
 from engine.reports import search_plan as P
@@ -185,6 +186,25 @@ def test_the_search_judges_on_the_half_training_never_picked_on(tiny_model_dir, 
     assert seen == data.val_judge.texts and not set(seen) & set(data.val_select.texts)
 
 
+def test_the_drop_interval_is_paired_and_brackets_the_drop() -> None:
+    from engine.search.execution import drop_interval
+
+    rng = np.random.default_rng(0)
+    start = rng.random(500) < 0.86
+    cand = start.copy()
+    cand[np.flatnonzero(start)[:20]] = False  # 20 of 500 lost: 4 points, nothing won back
+    low, high = drop_interval(start, cand)
+    assert 0 < low <= 0.04 <= high, "positive = lost"
+    # the same 4 points lost while 30 other answers flip both ways: a wider interval
+    noisy = cand.copy()
+    flip = np.flatnonzero(cand)[:15]
+    noisy[flip] = False
+    noisy[np.flatnonzero(~start)[:15]] = True
+    low2, high2 = drop_interval(start, noisy)
+    assert high2 - low2 > high - low
+    assert drop_interval(start, start) == (0.0, 0.0)
+
+
 def test_a_short_search_ends_with_a_winner_or_says_none_met_it(tiny_model_dir, tiny_csv
                                                                ) -> None:
     code, out, err = cli("search", "--model", str(tiny_model_dir), "--dataset",
@@ -200,6 +220,12 @@ def test_a_short_search_ends_with_a_winner_or_says_none_met_it(tiny_model_dir, t
     steps = max(ran, key=lambda chain: chain.count(" → ")).split(" → ")
     assert set(ran) == {" → ".join(steps[:i]) for i in range(1, len(steps) + 1)}
     assert all(c["val_accuracy"] is not None for c in ran.values())
+    from engine.search import records as recs
+
+    stored = {c["chain"]: c for c in recs.load(result["search"])["candidates"]}
+    for chain in ran:  # every measured candidate carries its drop's paired interval
+        low, high = stored[chain]["val_drop_ci"]
+        assert low <= high
     jobs = [store.get_job(ran[" → ".join(steps[:i])]["id"]) for i in range(1, len(steps) + 1)]
     assert all(j.status == "done" for j in jobs)
     assert all(b.parent_id == a.id for a, b in zip(jobs, jobs[1:], strict=False))  # from_job
@@ -320,12 +346,13 @@ def test_the_search_page_renders_and_shows_a_search(monkeypatch) -> None:
     from engine.search import records
 
     sid = records.create({"status": "done", "model": "default", "dataset": "rotten-tomatoes",
-                          "winner": 3, "prediction_source": "prior",
+                          "winner": 3, "prediction_source": "prior", "start_val_accuracy": 0.83,
                           "owner": "ann", "constraints": P.Constraints().__dict__,
                           "message": "The winner is job 3: distill to 3 layers.",
                           "minutes": 1.5, "candidates": [
                               {"id": 3, "jobs": [3], "chain": "distill to 3 layers",
                                "status": "met", "val_accuracy": 0.81,
+                               "val_drop_ci": [0.002, 0.031],
                                "predicted": {"speedup": 2.0, "drop": 0.004},
                                "speedup_vs_start": {"32": 1.9}, "size_mb": 40.0},
                               {"id": None, "jobs": [], "status": "not run (no time left)",
@@ -341,6 +368,9 @@ def test_the_search_page_renders_and_shows_a_search(monkeypatch) -> None:
     assert at.dataframe[0].value["chain"].tolist() == [
         "distill to 3 layers", "int8-dynamic, accuracy-aware (max_drop=0.008)"]
     assert "The winner is job 3" in at.success[0].value
+    shown = at.dataframe[0].value
+    assert shown["95 % interval (points)"].tolist()[0] == "0.2 to 3.1"
+    assert shown["val drop (points)"].tolist()[0] == pytest.approx(2.0)
     assert any("accuracy-aware" in c.value for c in at.caption)
     at.button(key="search_start").click().run()
     assert not at.exception and launched

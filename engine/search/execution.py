@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import time
 
+import numpy as np
+
 from engine.search import records
 from storage import jobs as store
 
@@ -44,12 +46,28 @@ def val_accuracy(model_id: str, data) -> float:
     """Accuracy (0..1) on the judging half of the validation split (Dataset.val_judge), the
     lab's one harness: never the test split (the search selects on this), never the half the
     models' training picked its checkpoints on (that overstates every drop)."""
+    return float(val_correct(model_id, data).mean())
+
+
+def val_correct(model_id: str, data) -> np.ndarray:
+    """Whether `model_id` is right on each example of the judging half, [n] bool, in
+    Dataset.val_judge's order (two models' arrays pair example by example)."""
     from engine.toolkit import checkpoints as M
     from engine.toolkit import device as dev
-    from engine.toolkit.evaluation import classification_metrics, predict
+    from engine.toolkit.evaluation import predict
 
     device = dev.setup()
     ref = M.resolve(model_id)
     model = M.load_classifier(ref, label_names=data.label_names).to(device)
     preds, _ = predict(model, M.load_tokenizer(ref), data.val_judge.texts, SEQ_LEN, device)
-    return classification_metrics(data.val_judge.labels, preds, data.num_labels)["accuracy"]
+    return np.asarray(preds) == np.asarray(data.val_judge.labels)
+
+
+def drop_interval(start: np.ndarray, cand: np.ndarray) -> tuple[float, float]:
+    """The paired 95 % bootstrap interval of the accuracy a candidate lost against the start
+    on the same judging examples (fractions; positive = lost). On a 500-example half it spans
+    about 3 points: a 2-point budget is judged within that noise."""
+    from engine.reports.stats import difference_ci
+
+    _, low, high = difference_ci(cand, start)  # start minus candidate
+    return low, high

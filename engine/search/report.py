@@ -104,7 +104,8 @@ def result_json(rec: dict[str, Any]) -> dict[str, Any]:
     return {"search": rec["id"], "status": rec["status"], "message": rec.get("message"),
             "winner": winner,
             "candidates": [{"id": c["id"], "chain": c["chain"],
-                            "val_accuracy": c["val_accuracy"], "status": c["status"]}
+                            "val_accuracy": c["val_accuracy"],
+                            "val_drop_ci": c.get("val_drop_ci"), "status": c["status"]}
                            for c in rec["candidates"]],
             "speedup_vs_start": row.get("speedup_vs_start"),
             "speedup_runtime": row.get("speedup_runtime"),
