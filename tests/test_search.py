@@ -175,13 +175,13 @@ def test_the_search_judges_on_the_half_training_never_picked_on(tiny_model_dir, 
                                                                 monkeypatch) -> None:
     """A model picked as its training's best validation step scores high on those examples
     by selection; the search's accuracy comes from the other half."""
-    from engine.search.execution import val_accuracy
+    from engine.search.execution import val_correct
     from engine.toolkit import evaluation as E
     from engine.toolkit.data import load_dataset
 
     seen = spy_texts(monkeypatch, E, "predict")
     data = load_dataset(f"csv:{tiny_csv}")
-    acc = val_accuracy(str(tiny_model_dir), data)
+    acc = val_correct(str(tiny_model_dir), data).mean()
     assert 0.0 <= acc <= 1.0
     assert seen == data.val_judge.texts and not set(seen) & set(data.val_select.texts)
 

@@ -32,11 +32,11 @@ from __future__ import annotations
 from engine.search import records
 from engine.search.checks import METHODS, check_request
 from engine.search.control import cancel, launch, new_record, search
-from engine.search.execution import SEQ_LEN, execute, start_job, val_accuracy
+from engine.search.execution import SEQ_LEN, execute, start_job, val_correct
 from engine.search.planning import Prepared
 from engine.search.report import chain_speedup, result_json, winner_report
 from engine.search.run import Run
 
 __all__ = ["METHODS", "SEQ_LEN", "Prepared", "Run", "cancel", "chain_speedup", "check_request",
            "execute", "launch", "new_record", "records", "result_json", "search", "start_job",
-           "val_accuracy", "winner_report"]
+           "val_correct", "winner_report"]

@@ -42,16 +42,12 @@ def start_job(model: str) -> int | None:
     return None
 
 
-def val_accuracy(model_id: str, data) -> float:
-    """Accuracy (0..1) on the judging half of the validation split (Dataset.val_judge), the
-    lab's one harness: never the test split (the search selects on this), never the half the
-    models' training picked its checkpoints on (that overstates every drop)."""
-    return float(val_correct(model_id, data).mean())
-
-
 def val_correct(model_id: str, data) -> np.ndarray:
-    """Whether `model_id` is right on each example of the judging half, [n] bool, in
-    Dataset.val_judge's order (two models' arrays pair example by example)."""
+    """Whether `model_id` is right on each example of the judging half of the validation split
+    (Dataset.val_judge), [n] bool in its order, so two models' arrays pair example by example;
+    the mean is the accuracy the search selects on. Never the test split (the winner is
+    reported there), never the half the models' training picked its checkpoints on (that
+    overstates every drop)."""
     from engine.toolkit import checkpoints as M
     from engine.toolkit import device as dev
     from engine.toolkit.evaluation import predict
@@ -65,8 +61,9 @@ def val_correct(model_id: str, data) -> np.ndarray:
 
 def drop_interval(start: np.ndarray, cand: np.ndarray) -> tuple[float, float]:
     """The paired 95 % bootstrap interval of the accuracy a candidate lost against the start
-    on the same judging examples (fractions; positive = lost). On a 500-example half it spans
-    about 3 points: a 2-point budget is judged within that noise."""
+    on the same judging examples (fractions; positive = lost). On the 500-example half it spans
+    4 to 6 points (the 60-minute search of 2026-12-07): a 2-point budget is judged inside
+    that noise."""
     from engine.reports.stats import difference_ci
 
     _, low, high = difference_ci(cand, start)  # start minus candidate
