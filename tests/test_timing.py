@@ -162,6 +162,35 @@ def test_timed_models_pairs_every_runtime(monkeypatch) -> None:
     assert T.timing_runtimes("eager", ["eager", "compiled"]) == ["eager", "compiled"]
 
 
+def test_compiled_cpu_timing_runs_matmul_attention_on_a_copy(tiny_model_dir) -> None:
+    """On the CPU the compiled graph is of a copy with transformers' eager (matmul) attention,
+    faster there than SDPA's opaque kernel; the module itself, also timed eager and evaluated,
+    keeps SDPA. Same logits on a padded batch, also with heads pruned unevenly."""
+    import torch
+    from transformers import AutoTokenizer, BertForSequenceClassification
+
+    from engine.methods.prune.surgery import remove_heads
+    from tests.conftest import NEGATIVE, POSITIVE
+
+    torch.manual_seed(0)
+    model = BertForSequenceClassification.from_pretrained(
+        tiny_model_dir, attn_implementation="sdpa").eval()
+    tok = AutoTokenizer.from_pretrained(tiny_model_dir)
+    batch = dict(tok(POSITIVE[:3] + NEGATIVE[:3], padding=True, return_tensors="pt"))
+    assert batch["attention_mask"].min() == 0, "the batch must have padding"
+    for label in ("as loaded", "heads pruned"):
+        compiled = T.compile_for_timing(model, "cpu")
+        twin = compiled._orig_mod
+        assert twin is not model and twin.config._attn_implementation == "eager", label
+        assert model.config._attn_implementation == "sdpa", label
+        with torch.inference_mode():
+            ref, out = model(**batch).logits, compiled(**batch).logits
+        assert torch.allclose(out, ref, atol=1e-4), label
+        if label == "as loaded":
+            remove_heads(model, {0: [0], 1: [0, 1]})
+    assert T.matmul_attention(twin) is twin, "already eager: nothing to copy"
+
+
 # ------------------------------------------------------------------------ jobs on a tiny BERT
 
 QUICK = ["max_length=16", "batch_sizes=[1, 4]", "warmup=1", "latency_runs=5",

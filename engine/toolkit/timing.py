@@ -43,7 +43,7 @@ class Timed:
     first_call_s: dict[int, float] = field(default_factory=dict)
 
 
-def compile_for_timing(model, device: str = "cpu"):
+def compile_for_timing(model, device: str = "cpu", matmul: bool = True):
     """torch.compile for fixed-shape timing runs (compiles on the first call of each shape).
 
     dynamic=False: each batch size gets its own specialised graph (timed inputs are padded
@@ -56,11 +56,40 @@ def compile_for_timing(model, device: str = "cpu"):
     recomputed on every call and never prepacked. dynamo's `prepare_freezing` passes them as
     parameters so that freezing folds them (teacher, batch 1, int8: 4.7-5.1 ms without, 3.8-4.0
     ms with; fp32 unchanged). Set for CPU runs only: GPU timing was not measured with it.
-    The flag is process-wide and read when a graph is compiled (on its first call)."""
+    The flag is process-wide and read when a graph is compiled (on its first call).
+
+    On the CPU the compiled graph is of `matmul_attention(model)` (see there why) unless
+    `matmul` is False (tests/benchmarks/bench_compiled_attention.py compares the two)."""
     import torch
 
-    torch._dynamo.config.prepare_freezing = device.startswith("cpu")
-    return torch.compile(model, dynamic=False, options={"freezing": True})
+    cpu = device.startswith("cpu")
+    torch._dynamo.config.prepare_freezing = cpu
+    return torch.compile(matmul_attention(model) if cpu and matmul else model, dynamic=False,
+                         options={"freezing": True})
+
+
+def matmul_attention(model):
+    """`model` to compile on the CPU: a copy whose attention is transformers' "eager" one
+    (Q K^T, mask, softmax, V as plain ops, which inductor fuses around two bmm calls) when it
+    runs SDPA and can switch; else `model` itself.
+
+    Why: compiled, SDPA stays one opaque call to the CPU flash-attention kernel, slow at BERT's
+    small heads (MiniLM: 12 of 32 dims). Teacher, length 64, 2 threads, interleaved
+    (tests/benchmarks/bench_compiled_attention.py): compiled with the matmul path fp32 was
+    1.01x / 1.06x and int8-dynamic 1.09x / 1.13x as fast as compiled with SDPA at batch 1 /
+    32; in eager mode SDPA is the faster (matmul path 0.90x at batch 32), so eager timing and
+    every other use keep it. A copy, because the eager runtime times the same module object
+    and the implementation is read from its config on every call. Parent and child get the
+    same treatment: like with like."""
+    import copy
+
+    config = getattr(model, "config", None)
+    if (getattr(config, "_attn_implementation", None) in (None, "eager")
+            or not hasattr(model, "set_attn_implementation")):
+        return model
+    twin = copy.deepcopy(model)
+    twin.set_attn_implementation("eager")
+    return twin
 
 
 def fresh_compiler(graphs: int) -> None:
