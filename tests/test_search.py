@@ -246,6 +246,8 @@ def test_a_short_search_ends_with_a_winner_or_says_none_met_it(tiny_model_dir, t
         retime = store.get_job(r["retime_job"])
         assert (retime.method, retime.model, retime.config["data"]["against"]) == \
             ("retime", f"job:{r['id']}", str(tiny_model_dir))
+        # timed under the runtime the chains are ranked on, only
+        assert retime.config["data"]["runtimes"] == [r["speedup_runtime"]]
     if result["winner"]:
         assert code == 0
         winner = result["winner"]
@@ -287,6 +289,38 @@ def test_bad_input_queues_nothing(tiny_model_dir, tiny_csv, tmp_path) -> None:
     code, _, err = cli("search", "--model", str(quantized), "--max-drop", "0.01")
     assert code == 2 and "already quantized" in err
     assert store.list_jobs() == [] and records.list_searches() == []
+
+
+def test_the_loop_keeps_time_for_timing_the_finalists_end_to_end(monkeypatch) -> None:
+    """A candidate that would eat the minutes the finalists' retimes need is not started
+    (speed objective); the reserve is at most a tenth of a short budget, none for size."""
+    from types import SimpleNamespace
+
+    from engine.search import run as R
+
+    class Cand:  # hashable, as the loop's candidates are
+        steps, label = ("int8",), "int8"
+
+    cand = Cand()
+    need = {"s": 0.0}
+    prep = SimpleNamespace(cons=P.Constraints(max_drop=0.01, batch=32, minutes=60),
+                           candidates=[cand], chain_seconds=lambda steps, scale=1.0: need["s"])
+    monkeypatch.setattr(R.P, "rank", lambda cands, cons, allowed: list(cands))
+    loop = R.Run(prep, {}, None)
+    loop.allowed = 0.01
+    assert loop.retime_reserve() == R.FINALISTS * R.RETIME_GUESS_S  # 270 s of 3,600
+    need["s"] = 3600 - R.FINALISTS * R.RETIME_GUESS_S - 60  # fits with a minute to spare
+    assert loop.next_candidate() is cand
+    need["s"] = 3600 - 60  # fits the budget, not the budget less the reserve
+    assert loop.next_candidate() is None and loop.state[cand] == "not run (no time left)"
+    loop.scale = 3.0  # slower than guessed: the reserve grows, to a tenth of the budget
+    assert loop.retime_reserve() == 360
+    short = R.Run(SimpleNamespace(cons=P.Constraints(max_drop=0.01, batch=32, minutes=5),
+                                  candidates=[]), {}, None)
+    assert short.retime_reserve() == 30
+    size = R.Run(SimpleNamespace(cons=P.Constraints(max_drop=0.01, objective="size"),
+                                 candidates=[]), {}, None)
+    assert size.retime_reserve() == 0
 
 
 def test_a_cancelled_search_keeps_what_it_finished(tiny_model_dir, tiny_csv) -> None:
