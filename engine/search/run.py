@@ -29,7 +29,7 @@ from storage.models import CANCELLED, DONE
 # candidates and re-timed one of three finalists; the other two stood on products, which ran
 # 7 % above the one end-to-end figure.
 FINALISTS = 3
-RETIME_GUESS_S = 90.0  # one retime of a MiniLM-sized pair here, one runtime x 2 batches: 85 s
+RETIME_GUESS_S = 90.0  # one retime of a MiniLM pair, one runtime x 2 batches: 51-85 s here
 RESERVE_SHARE = 0.1  # at most this share of the budget is kept for the finalists' retimes
 
 

@@ -75,9 +75,9 @@ def matmul_attention(model):
 
     Why: compiled, SDPA stays one opaque call to the CPU flash-attention kernel, slow at BERT's
     small heads (MiniLM: 12 of 32 dims). Teacher, length 64, 2 threads, interleaved
-    (tests/benchmarks/bench_compiled_attention.py): compiled with the matmul path fp32 was
-    1.01x / 1.06x and int8-dynamic 1.09x / 1.13x as fast as compiled with SDPA at batch 1 /
-    32; in eager mode SDPA is the faster (matmul path 0.90x at batch 32), so eager timing and
+    (tests/benchmarks/bench_compiled_attention.py, 12-07): compiled with the matmul path fp32
+    was 1.03x / 1.01x and int8-dynamic 1.07x / 1.10x as fast as compiled with SDPA at batch 1
+    / 32; in eager mode SDPA is the faster (matmul path 0.94x at batch 32), so eager timing and
     every other use keep it. A copy, because the eager runtime times the same module object
     and the implementation is read from its config on every call. Parent and child get the
     same treatment: like with like."""
