@@ -74,7 +74,7 @@ def matmul_attention(model):
     runs SDPA and can switch; else `model` itself.
 
     Why: compiled, SDPA stays one opaque call to the CPU flash-attention kernel, slow at BERT's
-    small heads (MiniLM: 12 of 32 dims). Teacher, length 64, 2 threads, interleaved
+    small heads (MiniLM: 12 heads of 32 dims). Teacher, length 64, 2 threads, interleaved
     (tests/benchmarks/bench_compiled_attention.py, 12-07): compiled with the matmul path fp32
     was 1.03x / 1.01x and int8-dynamic 1.07x / 1.10x as fast as compiled with SDPA at batch 1
     / 32; in eager mode SDPA is the faster (matmul path 0.94x at batch 32), so eager timing and

@@ -6,7 +6,9 @@ one `measure` call at batch 1 and 32, length 64. Prints each p50 and the paired 
     LAB_THREADS=2 .venv/bin/python -m tests.benchmarks.bench_int8_pooling
 
 Issue 17's question: int8 was 3.56x at batch 32 on the CLS teacher (README, 2026-11-24) and
-2.3-2.4x on the mean-pooled one (2026-12-07). Not a test: nothing is asserted."""
+2.3-2.4x on the mean-pooled one (2026-12-07). Its 12-07 figures were taken with SDPA compiled;
+since then `compile_for_timing` compiles matmul attention on the CPU (bench_compiled_attention
+measures that change). Not a test: nothing is asserted."""
 import copy
 
 import torch
