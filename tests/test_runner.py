@@ -43,12 +43,18 @@ def test_finetune_then_evaluate(tiny_model_dir, tiny_csv) -> None:
     assert [r["batch_size"] for r in ev["metrics"]["latency"]] == [2]
 
 
-def test_finetune_keeps_best_validation_step(tiny_model_dir, tiny_csv) -> None:
+@pytest.mark.parametrize("keep", ["best", "last"])
+def test_finetune_keeps_the_best_validation_step_or_the_last(tiny_model_dir, tiny_csv,
+                                                             keep: str) -> None:
     ft = run(submit("finetune", model=str(tiny_model_dir), dataset=f"csv:{tiny_csv}",
-                    sets=["max_steps=9", "batch_size=8", "eval_every=3", "max_length=32"]))
-    vals = [v for _, v in ft_curves(ft["id"])["val_accuracy"]]
-    assert ft["metrics"]["best_val_accuracy"] == max(vals)
-    assert ft["metrics"]["best_step"] in (3, 6, 9)
+                    sets=["max_steps=9", "batch_size=8", "eval_every=3", "max_length=32",
+                          f"keep={keep}"]))
+    vals = dict(ft_curves(ft["id"])["val_accuracy"])
+    m = ft["metrics"]
+    assert m["best_val_accuracy"] == max(vals.values())
+    assert m["best_step"] in (3, 6, 9)
+    assert m["kept_step"] == (9 if keep == "last" else m["best_step"])
+    assert m["kept_val_accuracy"] == vals[m["kept_step"]]
 
 
 def ft_curves(job_id: int) -> dict:

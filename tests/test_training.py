@@ -60,3 +60,75 @@ def test_without_freezing_the_embeddings_train_too(tiny_model_dir, tiny_csv) -> 
     train_classifier(model, tok, data, s, Ctx())  # validates at the last step only
     assert not torch.equal(emb, model.get_input_embeddings().weight), \
         "the embeddings moved (the best step is the last, the only validation)"
+
+
+class Snapshots(Ctx):
+    """Records the model's weights, attention implementation and dropout at each validation
+    (the loop reports val_accuracy right after validating that step's weights)."""
+
+    def __init__(self, model) -> None:
+        super().__init__()
+        self.model = model
+        self.weights: dict[int, dict] = {}
+        self.during: list[tuple[str, set[float]]] = []
+
+    def curve(self, step: int, **values: float) -> None:
+        import torch
+
+        super().curve(step, **values)
+        if "val_accuracy" in values:
+            self.weights[step] = {k: v.clone() for k, v in self.model.state_dict().items()}
+            self.during.append((self.model.config._attn_implementation,
+                                {m.p for m in self.model.modules()
+                                 if isinstance(m, torch.nn.Dropout)}))
+
+
+def same_weights(a: dict, b: dict) -> bool:
+    import torch
+
+    return all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.mark.parametrize("keep", ["best", "last"])
+def test_the_kept_weights_are_the_best_steps_or_the_last(tiny_model_dir, tiny_csv,
+                                                         keep: str) -> None:
+    model, tok, data = tiny(tiny_model_dir, tiny_csv)
+    ctx = Snapshots(model)
+    s = TrainSettings(lr=1e-3, max_steps=9, batch_size=8, max_length=32, eval_every=3,
+                      keep=keep)
+    info = train_classifier(model, tok, data, s, ctx)
+    assert sorted(ctx.weights) == [3, 6, 9]
+    vals = {step: v["val_accuracy"] for step, v in ctx.curves if "val_accuracy" in v}
+    assert info["best_val_accuracy"] == max(vals.values())
+    assert info["kept_step"] == (9 if keep == "last" else info["best_step"])
+    assert info["kept_val_accuracy"] == vals[info["kept_step"]]
+    assert same_weights(model.state_dict(), ctx.weights[info["kept_step"]])
+
+
+def test_a_tie_keeps_the_later_step(tiny_model_dir, tiny_csv) -> None:
+    model, tok, data = tiny(tiny_model_dir, tiny_csv)
+    # lr 0: the weights never move, every validation scores the same
+    s = TrainSettings(lr=0.0, max_steps=6, batch_size=8, max_length=32, eval_every=3)
+    info = train_classifier(model, tok, data, s, Ctx())
+    assert info["best_step"] == info["kept_step"] == 6
+
+
+def test_dropout_and_matmul_attention_hold_while_training_only(tiny_model_dir,
+                                                               tiny_csv) -> None:
+    import torch
+
+    model, tok, data = tiny(tiny_model_dir, tiny_csv)
+    attention = model.config._attn_implementation
+    before = [m.p for m in model.modules() if isinstance(m, torch.nn.Dropout)]
+    assert attention == "sdpa" and set(before) == {0.1}, "the tiny model's own settings"
+    ctx = Snapshots(model)
+    s = TrainSettings(lr=1e-3, max_steps=4, batch_size=8, max_length=32, eval_every=2,
+                      dropout=0.0)
+    train_classifier(model, tok, data, s, ctx)
+    assert ctx.during == [("eager", {0.0})] * 2, "while training on the CPU"
+    assert model.config._attn_implementation == attention, "handed back with its own"
+    assert [m.p for m in model.modules() if isinstance(m, torch.nn.Dropout)] == before
+    ctx = Snapshots(model)
+    train_classifier(model, tok, data, TrainSettings(max_steps=2, batch_size=8, eval_every=2,
+                                                     cpu_matmul_attention=False), ctx)
+    assert ctx.during == [(attention, {0.1})], "dropout None: the model's own"

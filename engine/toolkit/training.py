@@ -1,7 +1,8 @@
 """The training loop shared by fine-tuning, distillation and pruning recovery.
 
 AdamW with linear warm-up and decay, dynamic padding, validation every `eval_every` steps,
-the best weights by validation accuracy kept (in memory) and restored at the end, optional
+the best weights by validation accuracy kept (in memory) and restored at the end (or the last
+ones, TrainSettings.keep), optional
 early stopping, progress and cancel checks at every step.
 """
 
@@ -30,12 +31,23 @@ class TrainSettings:
     weight_decay: float = 0.01
     eval_every: int = 100  # steps between validation passes
     patience: int = 0  # stop after this many validations without improvement; 0: never
+    # the weights returned: "best", the step with the best selection-half accuracy; "last",
+    # the final step (validation still runs for the curves; a cancelled run keeps the best)
+    keep: str = "best"
     val_limit: int = 1000  # selection examples used (the first N of Dataset.val_select)
     group_by_length: bool = True  # batches of similar length: less padding, same data
     # the word-embedding matrix (about half of a MiniLM's weights) stays as pretrained: no
     # gradient for it and no AdamW update, a faster step on a CPU
     freeze_embeddings: bool = False
     bf16: bool = False  # forward and backward under bf16 autocast (weights and AdamW in fp32)
+    # on a CPU, train with transformers' "eager" attention (Q K^T, softmax, V as plain ops)
+    # instead of SDPA, whose CPU flash kernel is slow forward and backward at MiniLM's 32-dim
+    # heads; the model goes back to its own attention after. Same maths.
+    cpu_matmul_attention: bool = True
+    # every nn.Dropout of the model (hidden, attention probabilities, head) set to this while
+    # training, restored after; None: the model's own. On a CPU, drawing the masks
+    # (aten::bernoulli_) is about 16 % of a MiniLM training step (torch.profiler, batch 32)
+    dropout: float | None = None
 
 
     def selection(self, data: Dataset) -> Split:
@@ -71,17 +83,29 @@ def epoch_batches(texts: list[str], batch_size: int, rng: np.random.RandomState,
     return batches
 
 
+def _switch_attention(model, implementation: str) -> str | None:
+    """Set a transformers model's attention implementation; the one it had, or None when it
+    had none to switch (already `implementation`, or not a transformers model)."""
+    current = getattr(getattr(model, "config", None), "_attn_implementation", None)
+    if current in (None, implementation) or not hasattr(model, "set_attn_implementation"):
+        return None
+    model.set_attn_implementation(implementation)
+    return current
+
+
 def train_classifier(model, tokenizer, data: Dataset, s: TrainSettings, ctx,
                      device: str = "cpu", loss_fn: LossFn | None = None,
                      span: tuple[float, float] = (0.0, 0.85),
                      trainable: Callable[[str], bool] | None = None,
                      extra_params: list | None = None) -> dict[str, Any]:
-    """Train `model` in place on data.train; restore the best weights by validation accuracy.
+    """Train `model` in place on data.train; keep the best weights by validation accuracy
+    (or the last ones: `s.keep`).
 
     `ctx` is the job context (progress, curves, cancel). `extra_params` are trained alongside
     the model but are not part of it (e.g. distillation's hidden-state projection). Returns
-    {best_val_accuracy, best_step, steps, seconds}. On cancel, the best weights so far are
-    restored before JobCancelled propagates, so the caller can keep them.
+    {best_val_accuracy, best_step, kept_step, kept_val_accuracy, steps, train_seconds}. On
+    cancel, the best weights so far are restored before JobCancelled propagates, so the caller
+    can keep them.
     """
     import torch
     from transformers import get_linear_schedule_with_warmup
@@ -91,6 +115,12 @@ def train_classifier(model, tokenizer, data: Dataset, s: TrainSettings, ctx,
     torch.manual_seed(s.seed)
     rng = np.random.RandomState(s.seed)
     model.to(device).train()
+    dropouts = [(m, m.p) for m in model.modules() if isinstance(m, torch.nn.Dropout)]
+    if s.dropout is not None:
+        for m, _ in dropouts:
+            m.p = s.dropout
+    attention = _switch_attention(model, "eager") \
+        if s.cpu_matmul_attention and torch.device(device).type == "cpu" else None
     if s.freeze_embeddings:
         model.get_input_embeddings().weight.requires_grad_(False)
     params = [p for n, p in model.named_parameters()
@@ -109,20 +139,23 @@ def train_classifier(model, tokenizer, data: Dataset, s: TrainSettings, ctx,
 
     lo, hi = span
     best = {"acc": -1.0, "step": 0, "state": None}
+    last = {"acc": -1.0, "step": 0}
     evals_without_gain = 0
     start = time.time()
 
-    def validate(step: int) -> float:
+    def validate(step: int) -> bool:
         preds, _ = predict(model, tokenizer, val.texts, s.max_length, device, batch_size=128)
         acc = classification_metrics(val.labels, preds, data.num_labels)["accuracy"]
         model.train()
         ctx.curve(step, val_accuracy=acc)
-        if acc > best["acc"]:
+        last.update(acc=acc, step=step)
+        previous = best["acc"]
+        # a tie goes to the later step: with the learning rate decaying, it is the more trained
+        if acc >= previous:
             best.update(acc=acc, step=step,
                         state={k: v.detach().to("cpu", copy=True)
                                for k, v in model.state_dict().items()})
-            return True
-        return False
+        return acc > previous  # a gain (for patience): a tie is none
 
     def restore() -> None:
         if best["state"] is not None:
@@ -167,11 +200,19 @@ def train_classifier(model, tokenizer, data: Dataset, s: TrainSettings, ctx,
     except JobCancelled:
         restore()
         raise
-    if best["state"] is None:
+    finally:
+        for m, p in dropouts:  # the model goes back with its own dropout and attention
+            m.p = p
+        if attention:
+            _switch_attention(model, attention)
+    if last["step"] != step:
         validate(step)
-    restore()
+    kept = last if s.keep == "last" else best
+    if kept is best:
+        restore()
     model.eval()
     if s.freeze_embeddings:  # the caller gets the model back as it came, trainable
         model.get_input_embeddings().weight.requires_grad_(True)
-    return {"best_val_accuracy": best["acc"], "best_step": best["step"], "steps": step,
+    return {"best_val_accuracy": best["acc"], "best_step": best["step"],
+            "kept_step": kept["step"], "kept_val_accuracy": kept["acc"], "steps": step,
             "train_seconds": round(time.time() - start, 1)}

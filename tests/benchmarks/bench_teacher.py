@@ -35,8 +35,9 @@ def main() -> None:
     took = (job.finished_at - job.started_at).total_seconds() if job.started_at else wall
     print(f"teacher job {job_id}: config {json.dumps(d['config']['data'])}")
     print(f"test accuracy {m['accuracy']:.4f} ({m['test_examples']} examples), macro-F1 "
-          f"{m['macro_f1']:.4f}, best validation {m['best_val_accuracy']:.4f} at step "
-          f"{m['best_step']} of {m['steps']}")
+          f"{m['macro_f1']:.4f}, kept step {m['kept_step']} of {m['steps']} (validation "
+          f"{m['kept_val_accuracy']:.4f}; best {m['best_val_accuracy']:.4f} at step "
+          f"{m['best_step']})")
     print(f"job wall time {took:.0f} s (training {m['train_seconds']:.0f} s)")
     print(f"size {m['size_mb']:.1f} MB, {m['params']:,} params, {m['layers']} layers, "
           f"{m['heads']} heads, device {m['device']}")

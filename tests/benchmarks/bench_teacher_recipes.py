@@ -11,10 +11,14 @@ the shipped recipe as a job.
     LAB_THREADS=2 .venv/bin/python -m tests.benchmarks.bench_teacher_recipes \\
         --variants shipped,frozen --seeds 0,1
 
-Variants: shipped (mean pooling, bf16 autocast as the job's precision=auto picks it on a
-CPU with native bf16, 1.5 epochs), two_epochs, frozen (two epochs, word
-embeddings frozen), cls (BERT's pooler), fp32. --every N sets the validation cadence (50);
---steps N caps the steps (a smoke run). One variant at a time: run it on a quiet machine.
+Variants: shipped (the job's defaults: mean pooling, bf16 autocast as precision=auto picks it
+on a CPU with native bf16, 2 epochs, no dropout, matmul attention while training on a CPU,
+the last step kept),
+before (finetune version 3: 1.5 epochs, dropout 0.1, SDPA), before_two_epochs, frozen (word
+embeddings frozen), cls (BERT's pooler), fp32. Printed at each pass: the selection half's
+accuracy (what the loop keeps a step by), the judging half's (what recipes are chosen by) and
+the test split's (reported, never chosen by). --every N sets the validation cadence (100, as
+the job); --steps N caps the steps (a smoke run). One variant at a time, on a quiet machine.
 """
 
 from __future__ import annotations
@@ -32,12 +36,17 @@ from engine.toolkit.pooling import use_mean_pooling
 from engine.toolkit.training import TrainSettings, train_classifier
 from storage import settings
 
-SHIPPED = TrainSettings(epochs=1.5, bf16=True)
+# FinetuneConfig's defaults
+SHIPPED = TrainSettings(epochs=2.0, bf16=True, dropout=0.0, keep="last")
+# the recipe before (finetune version 3): 1.5 epochs, the checkpoint's dropout (0.1), SDPA,
+# the best step on the selection half kept
+BEFORE = TrainSettings(epochs=1.5, bf16=True, cpu_matmul_attention=False)
 # name: (settings, mean pooling)
 VARIANTS: dict[str, tuple[TrainSettings, bool]] = {
     "shipped": (SHIPPED, True),
-    "two_epochs": (replace(SHIPPED, epochs=2.0), True),
-    "frozen": (replace(SHIPPED, epochs=2.0, freeze_embeddings=True), True),
+    "before": (BEFORE, True),
+    "before_two_epochs": (replace(BEFORE, epochs=2.0), True),
+    "frozen": (replace(SHIPPED, freeze_embeddings=True), True),
     "cls": (SHIPPED, False),
     "fp32": (replace(SHIPPED, bf16=False), True),
 }
@@ -49,7 +58,8 @@ class _Probe:
     def __init__(self, model, tokenizer, data, max_length: int):
         self.model, self.tokenizer, self.data, self.max_length = model, tokenizer, data, max_length
         self.start, self.excluded = time.time(), 0.0
-        self.passes: list[tuple[int, float, float, float]] = []  # step, s, val, test
+        # step, seconds, selection-half accuracy, judging-half accuracy, test accuracy
+        self.passes: list[tuple[int, float, float, float, float]] = []
 
     def progress(self, *args, **kwargs) -> None:
         pass
@@ -58,16 +68,18 @@ class _Probe:
         if "val_accuracy" not in values:
             return
         t = time.time()
-        preds, _ = predict(self.model, self.tokenizer, self.data.test.texts, self.max_length,
-                           batch_size=128)
-        test = classification_metrics(self.data.test.labels, preds,
-                                      self.data.num_labels)["accuracy"]
+        test, judge = (self._accuracy(split) for split in (self.data.test, self.data.val_judge))
         self.model.train()
         self.excluded += time.time() - t
         seconds = time.time() - self.start - self.excluded
-        self.passes.append((int(step), seconds, values["val_accuracy"], test))
+        self.passes.append((int(step), seconds, values["val_accuracy"], judge, test))
         print(f"  step {int(step):>4}  {seconds:5.0f} s  val {values['val_accuracy']:.3f}  "
-              f"test {test:.4f}", flush=True)
+              f"judge {judge:.3f}  test {test:.4f}", flush=True)
+
+    def _accuracy(self, split) -> float:
+        preds, _ = predict(self.model, self.tokenizer, split.texts, self.max_length,
+                           batch_size=128)
+        return classification_metrics(split.labels, preds, self.data.num_labels)["accuracy"]
 
 
 def run(name: str, seed: int, every: int, steps: int) -> None:
@@ -82,17 +94,19 @@ def run(name: str, seed: int, every: int, steps: int) -> None:
     print(f"{name} seed {seed}: {s}", flush=True)
     probe = _Probe(model, tokenizer, data, s.max_length)
     info = train_classifier(model, tokenizer, data, s, probe)
-    kept = next(p for p in probe.passes if p[0] == info["best_step"])
-    print(f"RESULT {name} seed {seed}: kept step {kept[0]} test {kept[3]:.4f}; last step "
-          f"{probe.passes[-1][0]} test {probe.passes[-1][3]:.4f}; training "
-          f"{probe.passes[-1][1]:.0f} s without the test passes", flush=True)
+    kept = next(p for p in probe.passes if p[0] == info["kept_step"])
+    last = probe.passes[-1]
+    print(f"RESULT {name} seed {seed}: kept step {kept[0]} judge {kept[3]:.3f} test "
+          f"{kept[4]:.4f}; last step {last[0]} judge {last[3]:.3f} test {last[4]:.4f}; "
+          f"training {last[1]:.0f} s without the judge and test passes", flush=True)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--variants", default="shipped", help=f"from {', '.join(VARIANTS)}")
     ap.add_argument("--seeds", default="0")
-    ap.add_argument("--every", type=int, default=50, help="steps between validation passes")
+    ap.add_argument("--every", type=int, default=100,
+                    help="steps between validation passes (the job's eval_every)")
     ap.add_argument("--steps", type=int, default=0, help="cap on the steps (0: the recipe's)")
     a = ap.parse_args()
     torch.set_num_threads(settings.threads())
