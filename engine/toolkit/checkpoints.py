@@ -230,6 +230,18 @@ def load_classifier(ref: ModelRef, num_labels: int | None = None,
     return model.eval()
 
 
+def set_attention(model, implementation: str) -> str | None:
+    """Switch a loaded transformers model's attention ("eager": Q K^T, softmax, V as plain ops;
+    "sdpa") in place, as `load_classifier(eager_attention=)` chooses it at load time. Returns
+    the implementation it had, or None when there was nothing to switch (already
+    `implementation`, or not a model that can switch)."""
+    current = getattr(getattr(model, "config", None), "_attn_implementation", None)
+    if current in (None, implementation) or not hasattr(model, "set_attn_implementation"):
+        return None
+    model.set_attn_implementation(implementation)
+    return current
+
+
 def save_model(model, tokenizer, out_dir: Path, meta: dict[str, Any]) -> None:
     """Save as a Hugging Face directory (safetensors) with the lab's metadata beside it."""
     out_dir.mkdir(parents=True, exist_ok=True)

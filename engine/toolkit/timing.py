@@ -83,13 +83,10 @@ def matmul_attention(model):
     same treatment: like with like."""
     import copy
 
-    config = getattr(model, "config", None)
-    if (getattr(config, "_attn_implementation", None) in (None, "eager")
-            or not hasattr(model, "set_attn_implementation")):
-        return model
+    from engine.toolkit.checkpoints import set_attention
+
     twin = copy.deepcopy(model)
-    twin.set_attn_implementation("eager")
-    return twin
+    return twin if set_attention(twin, "eager") else model
 
 
 def fresh_compiler(graphs: int) -> None:

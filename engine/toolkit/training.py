@@ -2,8 +2,7 @@
 
 AdamW with linear warm-up and decay, dynamic padding, validation every `eval_every` steps,
 the best weights by validation accuracy kept (in memory) and restored at the end (or the last
-ones, TrainSettings.keep), optional
-early stopping, progress and cancel checks at every step.
+ones: TrainSettings.keep), optional early stopping, progress and cancel checks at every step.
 """
 
 from __future__ import annotations
@@ -46,7 +45,8 @@ class TrainSettings:
     cpu_matmul_attention: bool = True
     # every nn.Dropout of the model (hidden, attention probabilities, head) set to this while
     # training, restored after; None: the model's own. On a CPU, drawing the masks
-    # (aten::bernoulli_) is about 16 % of a MiniLM training step (torch.profiler, batch 32)
+    # (aten::bernoulli_) is about 16 % of a MiniLM training step (torch.profiler, batch 32, a
+    # one-off profile; bench_train_step measures the step with and without)
     dropout: float | None = None
 
 
@@ -83,16 +83,6 @@ def epoch_batches(texts: list[str], batch_size: int, rng: np.random.RandomState,
     return batches
 
 
-def _switch_attention(model, implementation: str) -> str | None:
-    """Set a transformers model's attention implementation; the one it had, or None when it
-    had none to switch (already `implementation`, or not a transformers model)."""
-    current = getattr(getattr(model, "config", None), "_attn_implementation", None)
-    if current in (None, implementation) or not hasattr(model, "set_attn_implementation"):
-        return None
-    model.set_attn_implementation(implementation)
-    return current
-
-
 def train_classifier(model, tokenizer, data: Dataset, s: TrainSettings, ctx,
                      device: str = "cpu", loss_fn: LossFn | None = None,
                      span: tuple[float, float] = (0.0, 0.85),
@@ -110,6 +100,7 @@ def train_classifier(model, tokenizer, data: Dataset, s: TrainSettings, ctx,
     import torch
     from transformers import get_linear_schedule_with_warmup
 
+    from engine.toolkit.checkpoints import set_attention
     from engine.toolkit.contract import JobCancelled
 
     torch.manual_seed(s.seed)
@@ -119,7 +110,7 @@ def train_classifier(model, tokenizer, data: Dataset, s: TrainSettings, ctx,
     if s.dropout is not None:
         for m, _ in dropouts:
             m.p = s.dropout
-    attention = _switch_attention(model, "eager") \
+    attention = set_attention(model, "eager") \
         if s.cpu_matmul_attention and torch.device(device).type == "cpu" else None
     if s.freeze_embeddings:
         model.get_input_embeddings().weight.requires_grad_(False)
@@ -204,7 +195,7 @@ def train_classifier(model, tokenizer, data: Dataset, s: TrainSettings, ctx,
         for m, p in dropouts:  # the model goes back with its own dropout and attention
             m.p = p
         if attention:
-            _switch_attention(model, attention)
+            set_attention(model, attention)
     if last["step"] != step:
         validate(step)
     kept = last if s.keep == "last" else best

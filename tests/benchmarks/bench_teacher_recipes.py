@@ -13,8 +13,8 @@ the shipped recipe as a job.
 
 Variants: shipped (the job's defaults: mean pooling, bf16 autocast as precision=auto picks it
 on a CPU with native bf16, 2 epochs, no dropout, matmul attention while training on a CPU,
-the last step kept),
-before (finetune version 3: 1.5 epochs, dropout 0.1, SDPA), before_two_epochs, frozen (word
+the last step kept), before (finetune version 3: 1.5 epochs, dropout 0.1, SDPA, the best
+step kept), before_two_epochs, frozen (word
 embeddings frozen), cls (BERT's pooler), fp32. Printed at each pass: the selection half's
 accuracy (what the loop keeps a step by), the judging half's (what recipes are chosen by) and
 the test split's (reported, never chosen by). --every N sets the validation cadence (100, as
@@ -29,6 +29,7 @@ from dataclasses import replace
 
 import torch
 
+from engine.methods.finetune import FinetuneConfig
 from engine.toolkit.checkpoints import load_classifier, load_tokenizer, resolve
 from engine.toolkit.data import load_dataset
 from engine.toolkit.evaluation import classification_metrics, predict
@@ -36,8 +37,8 @@ from engine.toolkit.pooling import use_mean_pooling
 from engine.toolkit.training import TrainSettings, train_classifier
 from storage import settings
 
-# FinetuneConfig's defaults
-SHIPPED = TrainSettings(epochs=2.0, bf16=True, dropout=0.0, keep="last")
+# the job's defaults, bf16 as precision=auto picks it on a CPU with native bf16
+SHIPPED = FinetuneConfig().train_settings(bf16=True)
 # the recipe before (finetune version 3): 1.5 epochs, the checkpoint's dropout (0.1), SDPA,
 # the best step on the selection half kept
 BEFORE = TrainSettings(epochs=1.5, bf16=True, cpu_matmul_attention=False)

@@ -89,6 +89,19 @@ class FinetuneConfig(MethodConfig):
                            "fp32.", choices=("fp32", "bf16", "auto"), advanced=True)
 
 
+    def train_settings(self, bf16: bool):
+        """The training loop's settings for this config (`bf16`: the precision resolved on
+        the job's device); bench_teacher_recipes starts from the defaults' ones."""
+        from engine.toolkit.training import TrainSettings
+
+        return TrainSettings(lr=self.lr, epochs=self.epochs, max_steps=self.max_steps,
+                             batch_size=self.batch_size, max_length=self.max_length,
+                             seed=self.seed, warmup_ratio=self.warmup_ratio,
+                             weight_decay=self.weight_decay, eval_every=self.eval_every,
+                             patience=self.patience, freeze_embeddings=self.freeze_embeddings,
+                             bf16=bf16, dropout=self.dropout, keep=self.keep)
+
+
 @register(FinetuneConfig)
 def apply(cfg: FinetuneConfig, ctx):
     """Train the input model (a new head when it has none) and keep the best validation step."""
@@ -96,7 +109,7 @@ def apply(cfg: FinetuneConfig, ctx):
     from engine.toolkit.contract import Produced
     from engine.toolkit.device import fast_bf16
     from engine.toolkit.pooling import is_mean_pooled, pooling_changes, use_mean_pooling
-    from engine.toolkit.training import TrainSettings, train_classifier
+    from engine.toolkit.training import train_classifier
 
     ctx.progress(0.0, "loading the model", force=True)
     model = ctx.load_input(require_head=False)
@@ -106,13 +119,8 @@ def apply(cfg: FinetuneConfig, ctx):
     pooled = pooling_changes(use_mean_pooling(model)) if new_head and cfg.pooling == "mean" \
         else []
     bf16 = cfg.precision == "bf16" or (cfg.precision == "auto" and fast_bf16(ctx.device))
-    settings = TrainSettings(lr=cfg.lr, epochs=cfg.epochs, max_steps=cfg.max_steps,
-                             batch_size=cfg.batch_size, max_length=cfg.max_length, seed=cfg.seed,
-                             warmup_ratio=cfg.warmup_ratio, weight_decay=cfg.weight_decay,
-                             eval_every=cfg.eval_every, patience=cfg.patience,
-                             freeze_embeddings=cfg.freeze_embeddings, bf16=bf16,
-                             dropout=cfg.dropout, keep=cfg.keep)
-    info = train_classifier(model, ctx.tokenizer, ctx.dataset, settings, ctx, device=ctx.device)
+    info = train_classifier(model, ctx.tokenizer, ctx.dataset, cfg.train_settings(bf16), ctx,
+                            device=ctx.device)
     info["train_precision"] = "bf16" if bf16 else "fp32"
     info["pooling"] = "mean" if is_mean_pooled(model) else "cls"
     # a compressed input keeps its architecture changes: the output reloads the same way
