@@ -119,7 +119,7 @@ def _search_parser(sub) -> None:
     se.add_argument("--max-size-mb", type=float, default=None, help="size ceiling on disk")
     se.add_argument("--objective", choices=("speed", "size"), default="speed")
     se.add_argument("--methods", default=None, help="comma-separated subset of distill, "
-                    "prune-layers, prune-heads, lowrank, quantize (default: all)")
+                    "prune-layers, prune-heads, prune-ffn, lowrank, quantize (default: all)")
     se.add_argument("--train-steps", type=int, default=0, help="training steps of each "
                     "distill / recovery step (default: each method's own)")
     se.add_argument("--max-candidates", type=int, default=None, help="run at most N chains")

@@ -63,6 +63,33 @@ def test_the_planner_ranks_by_predicted_speed_within_the_budget() -> None:
     assert capped and all(c.predicted["ms"] <= 16.5 for c in capped)
 
 
+def test_ffn_chains_are_planned_and_predicted_narrower() -> None:
+    methods = ("distill", "prune-layers", "prune-heads", "prune-ffn")
+    cands = P.plan(6, 4, methods, ("int8-dynamic",))
+    by = {c.label: c for c in cands}
+    deepest = by["distill to 3 layers → remove 50% of heads → remove 50% of FFN neurons → "
+                 "int8-dynamic"]
+    assert deepest.steps[2].config() == {"kind": "ffn", "amount": 0.5}
+    assert "drop 2 layers → remove 50% of FFN neurons → int8-dynamic" in by
+    assert "remove 50% of FFN neurons" in by
+    assert not any("FFN" in c.label for c in P.plan(6, 4, methods[:3], ("int8-dynamic",)))
+    table = P.LatencyTable(fixed_ms=2.0, layer_ms=10.0, head_ms=1.0, layers=6, heads=4,
+                           hidden=32, intermediate=64, batch=32)
+    # a layer is 4 heads x 1 ms + 6 ms of FFN: half the neurons halve the FFN's 6 ms
+    assert P.predict_latency({"ffn_removed": 0.5}, table) == pytest.approx(2 + 6 * 7)
+    P.predict(cands, table, 10.0, None)
+    assert deepest.predicted["speedup"] == max(c.predicted["speedup"] for c in cands)
+    # the prior: 0.02 per unit removed, times 2, on the share of layers kept
+    alone = by["remove 50% of FFN neurons"]
+    assert alone.predicted["drop"] == pytest.approx(P.PRIOR_DROP["ffn"])
+    # a measured prefix (distill, then heads) carries neither the neurons nor int8
+    from engine.reports.search_plan.prediction import _prefix_effect
+
+    assert "ffn_removed" not in _prefix_effect(deepest, 2)
+    assert _prefix_effect(deepest, 2)["heads_removed"] == 0.5
+    assert _prefix_effect(deepest, 3)["ffn_removed"] == 0.5
+
+
 def test_prediction_from_a_sensitivity_map() -> None:
     sens = sensitivity()
     # distill keeps the layers whose dropping hurts most

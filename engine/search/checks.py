@@ -8,7 +8,7 @@ from typing import Any
 from engine.reports import search_plan as P
 from engine.toolkit.config import LabError
 
-METHODS = ("distill", "prune-layers", "prune-heads", "lowrank", "quantize")
+METHODS = ("distill", "prune-layers", "prune-heads", "prune-ffn", "lowrank", "quantize")
 
 
 def check_request(model: str, dataset: str, cons: P.Constraints, owner: str | None,

@@ -9,6 +9,7 @@ fields, e.g.
 
     {"kind": "heads_removed", "heads": {"0": [1, 3]}}       (prune: layer -> original heads)
     {"kind": "layers_dropped", "dropped": [4, 5], "kept": [0, 1, 2, 3]}  (original numbers)
+    {"kind": "ffn_narrowed", "from": 1536, "to": 768}  (prune kind=ffn: neurons per layer)
     {"kind": "sparsified", "pattern": "2:4", "semi_structured": true}
     {"kind": "factorised", "modules": [{"layer": 2, "module": "intermediate.dense",
                                         "rank": 96}]}  (lowrank; layer: original number)
@@ -25,8 +26,9 @@ each change's `finish` in order (e.g. wrap int8 embeddings, move 2:4 weights to 
 
 Rebuilds run against the config as saved (its final layer count, its `pruned_heads`, its
 `kept_layers`), so each must be written to reach the saved shape from the plain skeleton,
-whatever came after it; a kind that the config already fully describes (layers dropped) has
-nothing to rebuild. Importing this module does not import torch.
+whatever came after it; a kind that the config already fully describes has
+nothing to rebuild (layers dropped; ffn_narrowed: its intermediate_size). Importing this
+module does not import torch.
 """
 
 from __future__ import annotations

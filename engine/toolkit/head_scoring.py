@@ -84,21 +84,35 @@ def head_importance(model, tokenizer, texts: list[str], labels: list[int], metho
 
 def _gradient_importance(model, layers, counts, tokenizer, texts, labels, max_length,
                          batch_size, device, progress) -> list[torch.Tensor]:
-    gates: list[torch.Tensor] = [torch.zeros(0) for _ in counts]  # [B, n] per layer, per batch
+    def gate_head(output, gate: torch.Tensor):
+        out = output[0]  # [B, T, n * d]
+        b, t, _ = out.shape
+        n = gate.shape[1]
+        return ((out.view(b, t, n, -1) * gate.view(b, 1, n, 1).to(out.dtype)).view(b, t, -1),
+                *output[1:])
+
+    return gate_gradients(model, [layer.attention.self for layer in layers], counts, gate_head,
+                          tokenizer, texts, labels, max_length, batch_size, device, progress)
+
+
+def gate_gradients(model, modules: list[nn.Module], counts: list[int], apply_gate,
+                   tokenizer, texts: list[str], labels: list[int], max_length: int = 64,
+                   batch_size: int = 32, device: str = "cpu",
+                   progress: Callable[[float], None] | None = None) -> list[torch.Tensor]:
+    """Mean over `texts` of |dL(x)/dgate| for one gate (all ones) per example and unit on each
+    module's output: `counts[i]` units on `modules[i]`, gated by `apply_gate(output, gate
+    [B, n]) -> output`. Shared by head scoring (a unit is a head) and prune's feed-forward
+    neuron scoring (a unit is an intermediate neuron: the gate's gradient is then the
+    first-order Taylor term sum_t a_t dL/da_t of Molchanov et al. 2017). Returns [n] per
+    module, on the CPU; eval mode (no dropout) and no weight gradients while it runs."""
+    gates: list[torch.Tensor] = [torch.zeros(0) for _ in counts]  # [B, n] per module, per batch
 
     def gate_hook(i: int):
         def hook(module, args, output):
-            n = counts[i]
-            if n == 0:
-                return None
-            out = output[0]  # [B, T, n * d]
-            b, t, _ = out.shape
-            g = gates[i].view(b, 1, n, 1).to(out.dtype)
-            return ((out.view(b, t, n, -1) * g).view(b, t, -1), *output[1:])
+            return apply_gate(output, gates[i]) if counts[i] else None
         return hook
 
-    handles = [layer.attention.self.register_forward_hook(gate_hook(i))
-               for i, layer in enumerate(layers)]
+    handles = [m.register_forward_hook(gate_hook(i)) for i, m in enumerate(modules)]
     # Only the gates need gradients: skipping the weights' gradients halves the backward pass.
     flags = {n: p.requires_grad for n, p in model.named_parameters()}
     for p in model.parameters():
@@ -112,7 +126,7 @@ def _gradient_importance(model, layers, counts, tokenizer, texts, labels, max_le
             batch = tokenizer(chunk, padding=True, truncation=True, max_length=max_length,
                               return_tensors="pt").to(device)
             y = torch.tensor(labels[start:start + batch_size], device=device)
-            for i, n in enumerate(counts):  # one gate per example and head: [B, n]
+            for i, n in enumerate(counts):  # one gate per example and unit: [B, n]
                 gates[i] = torch.ones(len(chunk), n, device=device, requires_grad=True)
             # the sum of per-example losses: example b's loss is the only one that reaches
             # its own gates, so gates[i].grad[b] = dL(x_b)/dgate

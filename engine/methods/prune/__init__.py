@@ -1,4 +1,5 @@
-"""Prune attention heads, layers or weights (unstructured; 2:4 on a GPU), then recover."""
+"""Prune attention heads, layers, feed-forward neurons or weights (unstructured; 2:4 on a GPU),
+then recover."""
 
 from __future__ import annotations
 
@@ -31,10 +32,13 @@ def _finish_sparsified(model, change):
 # The architecture changes this method makes (engine/toolkit/architecture.py replays them):
 # heads_removed {"heads": {layer: [original heads]}} (the saved config's pruned_heads is what
 # is rebuilt); layers_dropped {"dropped", "kept"} (original numbers; config.json already has
-# the layer count, nothing to rebuild); sparsified {"pattern": "unstructured" | "2:4",
-# "semi_structured": bool} (zeros are in the weights; 2:4 goes to sparse kernels on a GPU).
+# the layer count, nothing to rebuild); ffn_narrowed {"from", "to"} (neurons per layer;
+# config.json's intermediate_size is the new width, nothing to rebuild); sparsified
+# {"pattern": "unstructured" | "2:4", "semi_structured": bool} (zeros are in the weights;
+# 2:4 goes to sparse kernels on a GPU).
 register_change("heads_removed", rebuild=_rebuild_heads)
 register_change("layers_dropped")
+register_change("ffn_narrowed")
 register_change("sparsified", finish=_finish_sparsified)
 
 @dataclass(frozen=True)
@@ -45,16 +49,19 @@ class PruneConfig(MethodConfig):
     method = "prune"
     version = 1
 
-    kind: str = param("heads", "What to remove: attention heads, whole layers, single weights "
-                      "(unstructured: smaller on paper, no faster on dense kernels), or 2 of "
-                      "every 4 weights (2:4, needs an NVIDIA GPU, sm80 or newer).",
-                      choices=("heads", "layers", "unstructured", "2:4"))
+    kind: str = param("heads", "What to remove: attention heads, whole layers, feed-forward "
+                      "neurons (ffn: the same share of every layer's intermediate width), "
+                      "single weights (unstructured: smaller on paper, no faster on dense "
+                      "kernels), or 2 of every 4 weights (2:4, needs an NVIDIA GPU, sm80 or "
+                      "newer).", choices=("heads", "layers", "ffn", "unstructured", "2:4"))
     amount: float = param(0.4, "Fraction to remove: of the heads (heads), of the layers "
-                          "(layers: top, bottom, alternate), of the encoder's linear weights "
-                          "(unstructured). 2:4 always removes half.", min=0.0, max=0.99)
-    importance: str = param("gradient", "How heads are ranked (kind=heads): gradient (Michel "
-                            "et al. 2019, one backward pass over scoring_examples), weight "
-                            "magnitude, or random (a baseline).",
+                          "(layers: top, bottom, alternate), of each layer's feed-forward "
+                          "neurons (ffn), of the encoder's linear weights (unstructured). 2:4 "
+                          "always removes half.", min=0.0, max=0.99)
+    importance: str = param("gradient", "How heads (kind=heads) or feed-forward neurons "
+                            "(kind=ffn) are ranked: gradient (Michel et al. 2019; for neurons "
+                            "the first-order Taylor score, one backward pass over "
+                            "scoring_examples), weight magnitude, or random (a baseline).",
                             choices=("gradient", "magnitude", "random"))
     heads: str = param("", "Heads to remove, chosen by hand as LAYER:HEAD pairs (e.g. "
                        "0:3,2:7; original head numbers); empty: the lowest-scoring amount. "
@@ -75,7 +82,8 @@ class PruneConfig(MethodConfig):
                                   "labels only.", min=0.0, max=1.0)
     score_only: bool = param(False, "Only score the heads (kind=heads) and store the scores "
                              "for the Heads page; nothing is removed, no model is made.")
-    scoring_examples: int = param(512, "Training examples used to score heads by gradient "
+    scoring_examples: int = param(512, "Training examples used to score heads or neurons by "
+                                  "gradient "
                                   "(a pass costs about 1.5x the forward pass over them).",
                                   min=8, max=100_000, advanced=True)
     temperature: float = param(2.0, "Softening temperature of the distillation targets.",
@@ -151,6 +159,11 @@ def explain_slow(cfg: PruneConfig, device: str, metrics: dict[str, Any]) -> str 
         return (f"Dropping layers cuts the estimated encoder arithmetic {ratio or 1:.2f}x, but "
                 f"the embeddings, the classifier and fixed per-call costs stay; at small "
                 f"batches those dominate the time.")
+    if cfg.kind == "ffn":
+        return (f"Narrower feed-forward blocks cut the estimated encoder arithmetic only "
+                f"{ratio or 1:.2f}x: attention, the embeddings, LayerNorms and fixed per-call "
+                f"costs stay, and thinner matrices use the cores less well. Combine with "
+                f"fewer layers (distill or kind=layers) for more speed.")
     if cfg.kind == "unstructured":
         return UNSTRUCTURED_NOTE
     measured = metrics.get("semi_structured_speedup_vs_dense_fp16")
@@ -186,6 +199,13 @@ def apply(cfg: PruneConfig, ctx):
         raise LabError("prune: the input's attention projections are factorised (a lowrank "
                        "output); remove heads first and factorise afterwards (prune -> "
                        "lowrank), or use kind=layers")
+    if cfg.kind == "ffn":
+        from engine.methods.prune.neurons import plain_ffn
+
+        if not plain_ffn(model):
+            raise LabError("prune: the input's feed-forward blocks are factorised (a lowrank "
+                           "output); remove neurons first and factorise afterwards (prune -> "
+                           "lowrank), or use kind=heads or kind=layers")
     changes: list[dict[str, Any]] = []
     flops_before = P.encoder_flops_per_token(model.config, seq)
     params_before = sum(p.numel() for p in model.parameters())
@@ -244,6 +264,10 @@ def apply(cfg: PruneConfig, ctx):
             f"{', '.join(map(str, kept))} remain, renumbered 0 to {len(kept) - 1}. Every layer"
             f" costs about the same, so compute falls by about {len(drop) / n:.0%}, and "
             f"{_fewer(params_before, model)}.")
+    elif cfg.kind == "ffn":
+        notes.update(_narrow_ffn(cfg, model, ctx, params_before))
+        changes.append({"kind": "ffn_narrowed", "from": notes["ffn_neurons_before"],
+                        "to": notes["ffn_neurons_per_layer"]})
     else:
         if cfg.kind == "unstructured":
             masks = P.magnitude_masks(model, cfg.amount, cfg.scope)
@@ -261,7 +285,7 @@ def apply(cfg: PruneConfig, ctx):
 
     flops_after = P.encoder_flops_per_token(model.config, seq)
     notes["estimated_compute_ratio"] = round(flops_before / flops_after, 3)
-    if cfg.kind in ("heads", "layers"):
+    if cfg.kind in ("heads", "layers", "ffn"):
         notes["explanation"] += (f" Estimated encoder arithmetic at {seq} tokens: "
                                  f"{flops_before / flops_after:.2f}x less.")
     notes["ffn_share_of_compute"] = round(P.ffn_share(model.config, seq), 3)
@@ -279,6 +303,36 @@ def _fewer(params_before: int, model) -> str:
     after = sum(p.numel() for p in model.parameters())
     return (f"the model has {1 - after / params_before:.0%} fewer parameters "
             f"({params_before / 1e6:.1f}M -> {after / 1e6:.1f}M)")
+
+
+def _narrow_ffn(cfg: PruneConfig, model, ctx, params_before: int) -> dict[str, Any]:
+    """Score every layer's feed-forward neurons on a seeded training sample (never the test
+    split) and remove the lowest `amount` of each layer's."""
+    from engine.methods.prune import neurons as N
+    from engine.methods.prune import surgery as P
+    from engine.toolkit.head_scoring import scoring_sample
+
+    texts, labels = scoring_sample(ctx.dataset.train, cfg.scoring_examples, cfg.seed)
+    before = int(model.config.intermediate_size)
+    ctx.progress(0.02, f"scoring feed-forward neurons by {cfg.importance}", force=True)
+    scores, seconds = P.timed(lambda: N.neuron_importance(
+        model, ctx.tokenizer, texts, labels, cfg.importance, max_length=cfg.max_length,
+        batch_size=cfg.batch_size, seed=cfg.seed, device=ctx.device,
+        progress=lambda f: ctx.progress(0.02 + 0.18 * f, "scoring feed-forward neurons")))
+    keep = N.neurons_to_keep(scores, cfg.amount)
+    removed = N.remove_neurons(model, keep)
+    after = int(model.config.intermediate_size)
+    layers = len(keep)
+    return {"ffn_neurons_before": before, "ffn_neurons_per_layer": after,
+            "ffn_importance_method": cfg.importance,
+            "ffn_importance_examples": len(texts) if cfg.importance == "gradient" else 0,
+            "ffn_importance_seconds": round(seconds, 2),
+            "explanation": (
+                f"Removed {removed} of {before * layers} feed-forward neurons ({before - after}"
+                f" of {before} in each of the {layers} layers, lowest {cfg.importance} "
+                f"importance): those rows of each layer's first FFN matrix and columns of its "
+                f"second are gone, so {_fewer(params_before, model)}. The FFN is the larger "
+                f"part of a layer's arithmetic; attention is untouched.")}
 
 
 def _score(cfg: PruneConfig, model, ctx) -> tuple[Any, dict[str, Any]]:

@@ -1,5 +1,6 @@
 """prune's submit-time checks against the input model's facts (no torch): chosen heads and
-layers exist, an amount removes something, the classifier fits the dataset."""
+layers exist, an amount removes something (heads, layers, feed-forward neurons), the
+classifier fits the dataset."""
 
 from __future__ import annotations
 
@@ -63,3 +64,9 @@ def check_input(cfg: Any, card: dict[str, Any], dataset: Any) -> None:
             raise ConfigError(f"prune: amount={cfg.amount} of {n} layers rounds to none"
                               + (f"; raise it to at least {0.5 / n:.2f} or list the layers"
                                  if n > 1 else "; the model has one layer, which must stay"))
+    elif cfg.kind == "ffn":
+        width = card_config(card).get("intermediate_size")
+        if width and max(1, round((1 - cfg.amount) * width)) >= width:
+            raise ConfigError(f"prune: amount={cfg.amount} of {width} feed-forward neurons per "
+                              f"layer rounds to none; raise it to at least "
+                              f"{0.5 / width:.4f}")

@@ -15,7 +15,9 @@ INT8_SCHEMES = ("int8-dynamic", "int8-static")
 # Priors, used without a sensitivity map. Drops are fractions (0.01 = one point), per unit of
 # the fraction removed, calibrated on what the lab measured on its teacher (DESIGN.md, issue 17:
 # distill 6 -> 3 layers then int8 lost 1.15 points).
-PRIOR_DROP = {"distill": 0.02, "layers": 0.035, "heads": 0.025, "lowrank": 0.01}
+# ffn (half of every layer's feed-forward neurons removed, then recovery): a guess of the
+# order of heads', not yet calibrated here (the first search that runs it measures it).
+PRIOR_DROP = {"distill": 0.02, "layers": 0.035, "heads": 0.025, "ffn": 0.02, "lowrank": 0.01}
 PRIOR_INT8_DROP = {"int8-dynamic": 0.003, "int8-static": 0.006}
 # int8's speedup against float under one runtime, before any quantize job measured it here
 # (DESIGN.md: torchao int8 compiled 2.9x vs fp32 compiled; torch.ao dynamic eager ~2.5x)

@@ -47,7 +47,8 @@ def _layer_drops(sensitivity: dict[str, Any] | None, layers: int) -> list[float]
 
 
 def effect_shape(eff: dict[str, Any], table: LatencyTable) -> dict[str, Any]:
-    """Layers kept, heads kept per layer, the FFN cost factor, and the int8 scheme."""
+    """Layers kept, heads kept per layer, the FFN cost factor (neurons kept x low-rank), and
+    the int8 scheme."""
     kept = eff.get("kept_layers", list(range(table.layers)))
     heads = table.heads - round(table.heads * eff.get("heads_removed", 0.0))
     rank = eff.get("ffn_rank")
@@ -56,6 +57,7 @@ def effect_shape(eff: dict[str, Any], table: LatencyTable) -> dict[str, Any]:
         ffn = min(1.0, rank * min(m, n) * (m + n) / (m * n))
     else:
         ffn = 1.0
+    ffn *= 1.0 - eff.get("ffn_removed", 0.0)  # prune kind=ffn: both FFN matrices narrower
     return {"kept": kept, "heads": heads, "ffn_factor": ffn, "int8": eff.get("int8")}
 
 
@@ -114,6 +116,9 @@ def predict_drop(eff: dict[str, Any], layers: int,
                 total += RECOVERY["heads"] * ATTENTION_SHARE * drops[i] * share
         else:
             total += PRIOR_DROP["heads"] * amount * 2 * len(kept) / layers
+    neurons = eff.get("ffn_removed", 0.0)
+    if neurons:  # no sensitivity of neurons: the prior, for the layers kept
+        total += PRIOR_DROP["ffn"] * neurons * 2 * len(kept) / layers
     if eff.get("ffn_rank"):
         total += PRIOR_DROP["lowrank"] * (1 - eff["ffn_rank"]) * 2
     scheme = eff.get("int8")
@@ -180,14 +185,17 @@ def predict(cands: list[Candidate], table: LatencyTable, start_size_mb: float,
 
 
 def _prefix_effect(c: Candidate, n: int) -> dict[str, Any]:
-    """The effect of the first n steps of `c` (int8 is last; heads come after depth)."""
+    """The effect of the first n steps of `c` (int8 is last; heads and neurons come after
+    depth)."""
     methods = [s.method for s in c.steps[:n]]
     eff = dict(c.effect)
     if "quantize" not in methods:
         eff.pop("int8", None)
-    labels = [s.label for s in c.steps[:n]]
-    if not any("heads" in lab for lab in labels):
+    kinds = {s.config().get("kind") for s in c.steps[:n] if s.method == "prune"}
+    if "heads" not in kinds:
         eff.pop("heads_removed", None)
+    if "ffn" not in kinds:
+        eff.pop("ffn_removed", None)
     return eff
 
 
