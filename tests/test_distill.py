@@ -236,3 +236,24 @@ def test_student_records_which_teacher_layers_it_kept(tiny_model_dir) -> None:
     assert student.config.kept_layers == [1] and student.config.original_layers == 2
     random_shape, _ = build_student(cfg("student=shape", "init=random", "student_layers=1"), t)
     assert not getattr(random_shape.config, "kept_layers", None)
+
+
+def test_dropout_reaches_the_training_loop(tiny_model_dir, tiny_csv, monkeypatch) -> None:
+    """distill's dropout is the loop's (TrainSettings.dropout: set while training, the model's
+    own restored after, tested in test_training.py)."""
+    import engine.toolkit.training as T
+
+    seen: list[float | None] = []
+    real = T.train_classifier
+
+    def spy(model, tokenizer, dataset, settings, *args, **kwargs):
+        seen.append(settings.dropout)
+        return real(model, tokenizer, dataset, settings, *args, **kwargs)
+
+    monkeypatch.setattr(T, "train_classifier", spy)
+    for p in ("0.0", "0.3"):
+        job = run(submit("distill", model=str(tiny_model_dir), dataset=f"csv:{tiny_csv}",
+                         sets=["student_layers=1", f"dropout={p}", *FAST[:1], "eval_every=6",
+                               *FAST[2:]]))
+        assert job["status"] == "done", job["error"]
+    assert seen == [0.0, 0.3]

@@ -60,7 +60,8 @@ def apply(cfg: DistillConfig, ctx):
     settings = TrainSettings(lr=cfg.lr, epochs=cfg.epochs, max_steps=cfg.max_steps,
                              batch_size=cfg.batch_size, max_length=cfg.max_length, seed=cfg.seed,
                              warmup_ratio=cfg.warmup_ratio, weight_decay=cfg.weight_decay,
-                             eval_every=cfg.eval_every, patience=cfg.patience)
+                             eval_every=cfg.eval_every, patience=cfg.patience,
+                             dropout=cfg.dropout)
     # The teacher's accuracy on the same validation examples: the curve's reference line.
     ctx.progress(0.01, "measuring the teacher on the validation split", force=True)
     val = settings.selection(data)

@@ -15,9 +15,12 @@ INT8_SCHEMES = ("int8-dynamic", "int8-static")
 # Priors, used without a sensitivity map. Drops are fractions (0.01 = one point), per unit of
 # the fraction removed, calibrated on what the lab measured on its teacher (DESIGN.md, issue 17:
 # distill 6 -> 3 layers then int8 lost 1.15 points).
-# ffn (half of every layer's feed-forward neurons removed, then recovery): a guess of the
-# order of heads', not yet calibrated here (the first search that runs it measures it).
-PRIOR_DROP = {"distill": 0.02, "layers": 0.035, "heads": 0.025, "ffn": 0.02, "lowrank": 0.01}
+# heads and ffn (2026-12-08, the finetune-v4 teacher, a 3-layer student of it, judging half):
+# half the heads then half the FFN neurons, each with its 300 recovery steps, moved the
+# judging accuracy by -0.6 / +0.6 and +0.2 / +0.2 points in two chains (test: -0.05 / +0.2,
+# -0.85 / -0.05); half the heads of the 6-layer v3 teacher lost 0.8 (2026-12-07): 0.01 per unit
+# removed, on the layers kept, is 0.5 points for half of either on a 3-layer student.
+PRIOR_DROP = {"distill": 0.02, "layers": 0.035, "heads": 0.01, "ffn": 0.01, "lowrank": 0.01}
 PRIOR_INT8_DROP = {"int8-dynamic": 0.003, "int8-static": 0.006}
 # int8's speedup against float under one runtime, before any quantize job measured it here
 # (DESIGN.md: torchao int8 compiled 2.9x vs fp32 compiled; torch.ao dynamic eager ~2.5x)
