@@ -71,6 +71,11 @@ def test_ffn_chains_are_planned_and_predicted_narrower() -> None:
                  "int8-dynamic"]
     assert deepest.steps[2].config() == {"kind": "ffn", "amount": 0.5}
     assert "drop 2 layers → remove 50% of FFN neurons → int8-dynamic" in by
+    # a student that keeps more than half the layers loses two thirds of its FFN neurons
+    four = by["distill to 4 layers → remove 50% of heads → remove 67% of FFN neurons → "
+              "int8-dynamic"]
+    assert four.steps[2].config() == {"kind": "ffn", "amount": 0.667}
+    assert four.effect["ffn_removed"] == 0.667 and four.effect["kept_layers"] == [0, 2, 3, 5]
     assert "remove 50% of FFN neurons" in by
     assert not any("FFN" in c.label for c in P.plan(6, 4, methods[:3], ("int8-dynamic",)))
     table = P.LatencyTable(fixed_ms=2.0, layer_ms=10.0, head_ms=1.0, layers=6, heads=4,

@@ -18,9 +18,10 @@ def plan(layers: int, heads: int, methods: tuple[str, ...], schemes: tuple[str, 
     feed-forward neurons (prune kind=ffn), low-rank feed-forward blocks, each alone or followed
     by one int8 `schemes` step (quantize is always last: a quantized model is not compressed
     further), and int8 alone; then the deeper chains: the middle distill depth with 25 % of
-    heads removed, and (prune-ffn) the middle distill depth and the shallower layer drop each
-    with half the FFN neurons removed, alone or after half the heads. With a sensitivity map,
-    distill and layer dropping keep the layers whose loss hurts most."""
+    heads removed, and (prune-ffn) the first and middle distill depths and the shallower layer
+    drop each with half the FFN neurons removed, or half the heads then half the neurons (two
+    thirds where more than half the layers are kept). With a sensitivity map, distill and
+    layer dropping keep the layers whose loss hurts most."""
     def trained(method: str, **values: Any) -> dict[str, Any]:
         if not train_steps:
             return values
@@ -74,18 +75,27 @@ def plan(layers: int, heads: int, methods: tuple[str, ...], schemes: tuple[str, 
             out.append(Candidate((d[0], h, _int8(scheme)), {**eff, "int8": scheme}))
     if "prune-ffn" in methods:
         # The widest cuts the lab can make: fewer layers, then narrower FFN blocks (and half
-        # the heads). At batch 32 on 2 CPU threads, int8 shapes of the teacher timed against
-        # it, compiled (a scratch run, random weights): 3 layers 4.9x, 3 layers with FFN 768
-        # 7.1x, and with 6 of 12 heads 9.8x.
+        # the heads). bench_shapes (12-08, batch 32, int8 against the fp32 teacher, compiled):
+        # 3 layers 4.80x, with FFN 768 7.39x, and with 6 of 12 heads 9.93x. Measured chains
+        # of the v4 teacher, timed end to end (retime): distill to 4 layers, half the heads,
+        # 2/3 of the FFN neurons, int8-static: 8.86x at batch 32, test -0.95 points; the same
+        # at 3 layers with half the neurons: 10.01x, test -2.35.
         halved = step("prune", "remove 50% of heads",
                       **trained("prune", kind="heads", amount=0.5))
-        deep = [f for f in firsts if f[0].method == "distill"][len(depths) // 2:][:1] + \
+        third = step("prune", "remove 67% of FFN neurons",
+                     **trained("prune", kind="ffn", amount=0.667))
+        distilled = [f for f in firsts if f[0].method == "distill"]
+        mid = len(depths) // 2  # the middle depth's index (as the 25 % heads chain above)
+        deep = distilled[:1] + (distilled[mid:mid + 1] if mid else []) + \
             [f for f in firsts if f[0].config().get("kind") == "layers"][:1]
         for d, eff in deep:
             chains = [((d, ffn), {**eff, "ffn_removed": 0.5})]
             if "prune-heads" in methods and heads > 1:
-                chains.append(((d, halved, ffn), {**eff, "heads_removed": 0.5,
-                                                   "ffn_removed": 0.5}))
+                # a student that kept more than half the layers can lose more width
+                wide = len(eff["kept_layers"]) * 2 > layers
+                narrow, amount = (third, 0.667) if wide else (ffn, 0.5)
+                chains.append(((d, halved, narrow), {**eff, "heads_removed": 0.5,
+                                                     "ffn_removed": amount}))
             for chain, ceff in chains:
                 out.append(Candidate(chain, ceff))
                 for scheme in schemes:
