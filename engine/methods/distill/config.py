@@ -82,8 +82,9 @@ class DistillConfig(MethodConfig):
     patience: int = param(6, "Stop after this many validations without improvement; 0: "
                           "never.", min=0, advanced=True)
     # A 3-layer student of the finetune-v4 teacher (itself trained without dropout), default
-    # recipe, seed 0 (2026-12-08): dropout 0.1 test 81.05 %, judging half 82.2 %, 277 s of
-    # training; dropout 0 test 82.00 %, judging half 83.8 %, 244 s.
+    # recipe, seed 0 (2026-12-08, two distill jobs): dropout 0.1 test 81.05 %, judging half
+    # 82.2 %; dropout 0 test 82.00 %, judging half 83.8 %. Training took 277 s and 244 s, two
+    # separate jobs, not a paired timing (bench_train_step pairs steps: no dropout is faster).
     dropout: float = param(0.0, "Dropout probability of the student's dropout layers while "
                            "training (hidden states, attention, head); the checkpoint's own is "
                            "0.1. 0 was better for students of the lab's teacher (trained "

@@ -187,6 +187,7 @@ UNSTRUCTURED_NOTE = (
 def apply(cfg: PruneConfig, ctx):
     """Score, remove, recover; the runner then saves, reloads, evaluates and times the result
     against its parent. A score_only job stores the scores and returns no model."""
+    from engine.methods.prune import neurons as N
     from engine.methods.prune import surgery as P
     from engine.methods.prune.importance import lowest_heads
     from engine.toolkit.architecture import chain
@@ -195,17 +196,14 @@ def apply(cfg: PruneConfig, ctx):
     ctx.progress(0.0, "loading the model", force=True)
     model = ctx.load_input()
     seq = cfg.max_length
-    if cfg.kind == "heads" and not _plain_attention(model):
+    if cfg.kind == "heads" and not P.plain_attention(model):
         raise LabError("prune: the input's attention projections are factorised (a lowrank "
                        "output); remove heads first and factorise afterwards (prune -> "
                        "lowrank), or use kind=layers")
-    if cfg.kind == "ffn":
-        from engine.methods.prune.neurons import plain_ffn
-
-        if not plain_ffn(model):
-            raise LabError("prune: the input's feed-forward blocks are factorised (a lowrank "
-                           "output); remove neurons first and factorise afterwards (prune -> "
-                           "lowrank), or use kind=heads or kind=layers")
+    if cfg.kind == "ffn" and not N.plain_ffn(model):
+        raise LabError("prune: the input's feed-forward blocks are factorised (a lowrank "
+                       "output); remove neurons first and factorise afterwards (prune -> "
+                       "lowrank), or use kind=heads or kind=layers")
     changes: list[dict[str, Any]] = []
     flops_before = P.encoder_flops_per_token(model.config, seq)
     params_before = sum(p.numel() for p in model.parameters())
@@ -238,7 +236,7 @@ def apply(cfg: PruneConfig, ctx):
             f"Removed {removed} of {total} attention heads ({removed / total:.0%}"
             f"{', chosen by hand' if cfg.heads else f', lowest {cfg.importance} importance'}):"
             f" the query, key and value rows and the output-projection columns of those heads"
-            f" are gone, so {_fewer(params_before, model)}. Heads left per layer: "
+            f" are gone, so {P.fewer_params(params_before, model)}. Heads left per layer: "
             f"{', '.join(map(str, left))}."
             + (f" Layer{'s' if len(empty) > 1 else ''} {', '.join(map(str, empty))} lost every"
                f" head: its attention block passes the input through (plus the output bias)."
@@ -263,9 +261,9 @@ def apply(cfg: PruneConfig, ctx):
             f"Dropped encoder layers {', '.join(map(str, drop))} of {n} ({how}); layers "
             f"{', '.join(map(str, kept))} remain, renumbered 0 to {len(kept) - 1}. Every layer"
             f" costs about the same, so compute falls by about {len(drop) / n:.0%}, and "
-            f"{_fewer(params_before, model)}.")
+            f"{P.fewer_params(params_before, model)}.")
     elif cfg.kind == "ffn":
-        notes.update(_narrow_ffn(cfg, model, ctx, params_before))
+        notes.update(N.narrow_ffn(cfg, model, ctx, params_before))
         changes.append({"kind": "ffn_narrowed", "from": notes["ffn_neurons_before"],
                         "to": notes["ffn_neurons_per_layer"]})
     else:
@@ -297,42 +295,6 @@ def apply(cfg: PruneConfig, ctx):
         device = ctx.device
     return Produced(model=model, tokenizer=ctx.tokenizer, meta=meta, notes=notes,
                     device=device)
-
-
-def _fewer(params_before: int, model) -> str:
-    after = sum(p.numel() for p in model.parameters())
-    return (f"the model has {1 - after / params_before:.0%} fewer parameters "
-            f"({params_before / 1e6:.1f}M -> {after / 1e6:.1f}M)")
-
-
-def _narrow_ffn(cfg: PruneConfig, model, ctx, params_before: int) -> dict[str, Any]:
-    """Score every layer's feed-forward neurons on a seeded training sample (never the test
-    split) and remove the lowest `amount` of each layer's."""
-    from engine.methods.prune import neurons as N
-    from engine.methods.prune import surgery as P
-    from engine.toolkit.head_scoring import scoring_sample
-
-    texts, labels = scoring_sample(ctx.dataset.train, cfg.scoring_examples, cfg.seed)
-    before = int(model.config.intermediate_size)
-    ctx.progress(0.02, f"scoring feed-forward neurons by {cfg.importance}", force=True)
-    scores, seconds = P.timed(lambda: N.neuron_importance(
-        model, ctx.tokenizer, texts, labels, cfg.importance, max_length=cfg.max_length,
-        batch_size=cfg.batch_size, seed=cfg.seed, device=ctx.device,
-        progress=lambda f: ctx.progress(0.02 + 0.18 * f, "scoring feed-forward neurons")))
-    keep = N.neurons_to_keep(scores, cfg.amount)
-    removed = N.remove_neurons(model, keep)
-    after = int(model.config.intermediate_size)
-    layers = len(keep)
-    return {"ffn_neurons_before": before, "ffn_neurons_per_layer": after,
-            "ffn_importance_method": cfg.importance,
-            "ffn_importance_examples": len(texts) if cfg.importance == "gradient" else 0,
-            "ffn_importance_seconds": round(seconds, 2),
-            "explanation": (
-                f"Removed {removed} of {before * layers} feed-forward neurons ({before - after}"
-                f" of {before} in each of the {layers} layers, lowest {cfg.importance} "
-                f"importance): those rows of each layer's first FFN matrix and columns of its "
-                f"second are gone, so {_fewer(params_before, model)}. The FFN is the larger "
-                f"part of a layer's arithmetic; attention is untouched.")}
 
 
 def _score(cfg: PruneConfig, model, ctx) -> tuple[Any, dict[str, Any]]:
@@ -423,13 +385,3 @@ def _semi_structured(model, ctx) -> dict[str, Any]:
             {"semi_structured_speedup_vs_dense_fp16": ratio})
     return notes
 
-
-def _plain_attention(model) -> bool:
-    """True when every attention projection is a single nn.Linear (head surgery slices them)."""
-    from torch import nn
-
-    from engine.methods.prune.surgery import encoder_layers
-
-    return all(isinstance(getattr(layer.attention.self, k), nn.Linear)
-               and isinstance(layer.attention.output.dense, nn.Linear)
-               for layer in encoder_layers(model) for k in ("query", "key", "value"))

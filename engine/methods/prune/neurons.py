@@ -12,12 +12,14 @@ layer's multiply-adds at 64 tokens: the widest structured cut a model has after 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import nn
 
+from engine.methods.prune.surgery import fewer_params, linear_with, timed
 from engine.toolkit.config import LabError
-from engine.toolkit.head_scoring import gate_gradients
+from engine.toolkit.head_scoring import gate_gradients, scoring_sample
 from engine.toolkit.layers import encoder_layers
 
 
@@ -79,18 +81,6 @@ def neurons_to_keep(scores: list[torch.Tensor], amount: float) -> list[list[int]
     return out
 
 
-def _rows(lin: nn.Linear, idx: torch.Tensor, dim: int) -> nn.Linear:
-    """A new Linear with `lin`'s weight indexed by `idx` along `dim` (0: outputs, 1: inputs)."""
-    w = lin.weight.data.index_select(dim, idx)
-    bias = lin.bias is not None
-    out = nn.Linear(w.shape[1], w.shape[0], bias=bias, device=w.device, dtype=w.dtype)
-    with torch.no_grad():
-        out.weight.copy_(w)
-        if bias:
-            out.bias.copy_(lin.bias.data.index_select(0, idx) if dim == 0 else lin.bias.data)
-    return out
-
-
 def remove_neurons(model, keep: list[list[int]]) -> int:
     """Keep only the neurons `keep[i]` (current indices) of layer i's feed-forward block and set
     config.intermediate_size; returns the number of neurons removed over all layers."""
@@ -102,8 +92,38 @@ def remove_neurons(model, keep: list[list[int]]) -> int:
         inter, out = layer.intermediate, layer.output
         idx = torch.tensor(kept, dtype=torch.long, device=inter.dense.weight.device)
         removed += inter.dense.out_features - len(kept)
-        inter.dense = _rows(inter.dense, idx, 0)
-        out.dense = _rows(out.dense, idx, 1)
+        first, second = inter.dense, out.dense  # rows j of the first, columns j of the second
+        inter.dense = linear_with(first.weight.data[idx],
+                                  None if first.bias is None else first.bias.data[idx])
+        out.dense = linear_with(second.weight.data[:, idx],
+                                None if second.bias is None else second.bias.data)
     if keep:
         model.config.intermediate_size = len(keep[0])
     return removed
+
+
+def narrow_ffn(cfg: Any, model, ctx, params_before: int) -> dict[str, Any]:
+    """prune kind=ffn's step (`cfg`: a PruneConfig): score every layer's feed-forward neurons
+    on a seeded training sample (never the test split), remove the lowest `cfg.amount` of each
+    layer's; returns the job's notes (counts, scoring, explanation)."""
+    texts, labels = scoring_sample(ctx.dataset.train, cfg.scoring_examples, cfg.seed)
+    before = int(model.config.intermediate_size)
+    ctx.progress(0.02, f"scoring feed-forward neurons by {cfg.importance}", force=True)
+    scores, seconds = timed(lambda: neuron_importance(
+        model, ctx.tokenizer, texts, labels, cfg.importance, max_length=cfg.max_length,
+        batch_size=cfg.batch_size, seed=cfg.seed, device=ctx.device,
+        progress=lambda f: ctx.progress(0.02 + 0.18 * f, "scoring feed-forward neurons")))
+    keep = neurons_to_keep(scores, cfg.amount)
+    removed = remove_neurons(model, keep)
+    after = int(model.config.intermediate_size)
+    layers = len(keep)
+    return {"ffn_neurons_before": before, "ffn_neurons_per_layer": after,
+            "ffn_importance_method": cfg.importance,
+            "ffn_importance_examples": len(texts) if cfg.importance == "gradient" else 0,
+            "ffn_importance_seconds": round(seconds, 2),
+            "explanation": (
+                f"Removed {removed} of {before * layers} feed-forward neurons ({before - after}"
+                f" of {before} in each of the {layers} layers, lowest {cfg.importance} "
+                f"importance): those rows of each layer's first FFN matrix and columns of its "
+                f"second are gone, so {fewer_params(params_before, model)}. The FFN is the "
+                f"larger part of a layer's arithmetic; attention is untouched.")}

@@ -44,7 +44,8 @@ class _NoHeads:
 _NO_HEADS_CLASSES: dict[type, type] = {}
 
 
-def _linear(weight: torch.Tensor, bias: torch.Tensor | None) -> nn.Linear:
+def linear_with(weight: torch.Tensor, bias: torch.Tensor | None) -> nn.Linear:
+    """A new nn.Linear holding copies of `weight` [out, in] and `bias` [out] (or none)."""
     with warnings.catch_warnings():  # a layer with no heads left has zero-size weights
         warnings.filterwarnings("ignore", "Initializing zero-element tensors")
         out = nn.Linear(weight.shape[1], weight.shape[0], bias=bias is not None,
@@ -64,9 +65,9 @@ def _slice_attention(attention: nn.Module, keep: list[int], d: int) -> None:
                        device=dense.weight.device)
     for name in ("query", "key", "value"):
         lin = getattr(sa, name)
-        setattr(sa, name, _linear(lin.weight.data[idx], None if lin.bias is None
+        setattr(sa, name, linear_with(lin.weight.data[idx], None if lin.bias is None
                                   else lin.bias.data[idx]))
-    attention.output.dense = _linear(dense.weight.data[:, idx], dense.bias.data
+    attention.output.dense = linear_with(dense.weight.data[:, idx], dense.bias.data
                                      if dense.bias is not None else None)
     sa.num_attention_heads = len(keep)
     sa.all_head_size = len(keep) * d
@@ -261,3 +262,17 @@ def ffn_share(config, seq_len: int) -> float:
     total = encoder_flops_per_token(config, seq_len)
     ffn = 2 * 2 * config.hidden_size * config.intermediate_size * config.num_hidden_layers
     return ffn / total if total else 0.0
+
+
+def fewer_params(params_before: int, model) -> str:
+    """"the model has 40% fewer parameters (22.7M -> 13.6M)", for explanations."""
+    after = sum(p.numel() for p in model.parameters())
+    return (f"the model has {1 - after / params_before:.0%} fewer parameters "
+            f"({params_before / 1e6:.1f}M -> {after / 1e6:.1f}M)")
+
+
+def plain_attention(model) -> bool:
+    """True when every attention projection is a single nn.Linear (head surgery slices them)."""
+    return all(isinstance(getattr(layer.attention.self, k), nn.Linear)
+               and isinstance(layer.attention.output.dense, nn.Linear)
+               for layer in encoder_layers(model) for k in ("query", "key", "value"))

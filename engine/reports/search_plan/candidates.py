@@ -78,8 +78,10 @@ def plan(layers: int, heads: int, methods: tuple[str, ...], schemes: tuple[str, 
         # the heads). bench_shapes (12-08, batch 32, int8 against the fp32 teacher, compiled):
         # 3 layers 4.80x, with FFN 768 7.39x, and with 6 of 12 heads 9.93x. Measured chains
         # of the v4 teacher, timed end to end (retime): distill to 4 layers, half the heads,
-        # 2/3 of the FFN neurons, int8-static: 8.86x at batch 32, test -0.95 points; the same
-        # at 3 layers with half the neurons: 10.01x, test -2.35.
+        # 2/3 of the FFN neurons, int8-static: 8.86x / 9.59x at batch 32 in two runs (the
+        # second: tests/benchmarks/bench_chain.py), test -0.95 points; the same at 3 layers
+        # with half the neurons: 10.01x, test -2.35 (one run of jobs, before distill's
+        # dropout 0).
         halved = step("prune", "remove 50% of heads",
                       **trained("prune", kind="heads", amount=0.5))
         third = step("prune", "remove 67% of FFN neurons",
