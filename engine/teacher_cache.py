@@ -3,9 +3,9 @@
 Building the default teacher takes minutes; every new LAB_HOME (a second user, a test, an
 attendee) would build the same one again. Once built, the teacher's run (its model folder, its
 evaluation, latencies and predictions) is kept as a pack in the machine's cache, keyed by its
-recipe and the library versions; a new LAB_HOME imports it in seconds, and its job row says it
-came from the cache, with the original job's figures. A changed recipe or library gives a new
-key (a new build); `fresh` builds anyway.
+recipe, the library versions and the dataset's content; a new LAB_HOME imports it in seconds,
+and its job row says it came from the cache, with the original job's figures. A changed
+recipe, library or split gives a new key (a new build); `fresh` builds anyway.
 """
 
 from __future__ import annotations
@@ -35,8 +35,13 @@ def _versions() -> dict[str, str]:
 
 def key(recipe: dict[str, Any]) -> str:
     """The cache key of a teacher recipe ({method, model, dataset, config}) on this machine's
-    library versions."""
-    blob = json.dumps({"recipe": recipe, "versions": _versions()}, sort_keys=True, default=str)
+    library versions and the dataset's content (its splits: a teacher trained on examples that
+    are now validation ones must not come back from the cache)."""
+    from engine.toolkit.data import load_dataset
+
+    data = load_dataset(recipe["dataset"]).fingerprint
+    blob = json.dumps({"recipe": recipe, "versions": _versions(), "data": data},
+                      sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:24]
 
 

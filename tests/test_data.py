@@ -14,7 +14,9 @@ from engine.toolkit.data import DatasetError, load_dataset, normalise
 # across the splits (sha256 of json.dumps([texts, labels])). Stored results refer to the test
 # examples by position: these must never change.
 RT_TEST_SHA256 = "259a3b7a9c1df18b526745399d9f6fc1d77e20afbf8bf8a49c83dfc21328ce8b"
+# the 1,000-example validation split before 2026-12-08: now the selection half, unchanged
 RT_VAL_SHA256 = "988ee39c0c1eaf383671912b46da58458feb34451431d393159d5bd55f16593f"
+RT_VAL2_SHA256 = "ca0a39fb18535b400b845629a290dd125765254b9d8e77036c96ff608369757a"
 
 
 def content_hash(split) -> str:
@@ -36,9 +38,12 @@ def test_rotten_tomatoes_split_is_pinned() -> None:
     data = load_dataset("rotten-tomatoes")
     assert data.label_names == ["negative", "positive"]
     assert content_hash(data.test) == RT_TEST_SHA256, "the test split moved"
-    assert content_hash(data.val) == RT_VAL_SHA256, "the validation split moved"
-    # 9752 before; 3 training texts repeated a test text or each other once normalised.
-    assert (len(data.train), len(data.val), len(data.test)) == (9749, 1000, 2000)
+    assert content_hash(data.val) == RT_VAL2_SHA256, "the validation split moved"
+    # the judge grew from training examples; what training picks checkpoints on did not move
+    assert content_hash(data.val_select) == RT_VAL_SHA256, "the selection half moved"
+    # 9752 before; 3 training texts repeated a test text or each other once normalised; then
+    # 1,000 training examples became the judging half of validation (2026-12-08).
+    assert (len(data.train), len(data.val), len(data.test)) == (8749, 2000, 2000)
     assert data.summary()["duplicates_dropped"] == data.duplicates_dropped > 3
 
 
@@ -47,7 +52,7 @@ def test_validation_halves_split_selection_from_judging() -> None:
     halves that together are the validation split, in its order."""
     data = load_dataset("rotten-tomatoes")
     sel, judge = data.val_select, data.val_judge
-    assert (len(sel), len(judge)) == (500, 500)
+    assert (len(sel), len(judge)) == (1000, 1000)
     assert sel.texts + judge.texts == data.val.texts and sel.labels + judge.labels == \
         data.val.labels
     assert not set(sel.texts) & set(judge.texts)

@@ -356,6 +356,39 @@ def test_the_loop_keeps_time_for_timing_the_finalists_end_to_end(monkeypatch) ->
     assert size.retime_reserve() == 0
 
 
+def test_a_chain_is_stopped_only_when_its_interval_is_over_the_budget() -> None:
+    """A measured first step over the budget on its point estimate does not stop its family
+    while the low end of its interval, plus the later steps' prediction, is within it; once
+    that low end is over, every unfinished chain that starts the same way is stopped."""
+    from types import SimpleNamespace
+
+    from engine.search import run as R
+
+    cands = P.plan(4, 4, ("distill", "prune-heads"), ("int8-dynamic",))
+    P.predict(cands, TABLE, 10.0, None)
+    family = [c for c in cands if c.label.startswith("distill to 2 layers →")]
+    assert len(family) >= 2
+    head = family[0].steps[:1]
+    others = [c for c in cands if c.steps[:1] != head]
+    prep = SimpleNamespace(cons=P.Constraints(max_drop=0.02), candidates=cands, table=TABLE,
+                           size_mb=10.0, sensitivity=None)
+    loop = R.Run(prep, {}, None)
+    loop.allowed = 0.02
+    loop.state[family[0]] = "running"
+    loop.measured[head] = 0.03  # 3 points: over a 2-point budget on the point estimate
+    loop.val_ci[7] = (0.002, 0.058)  # ... but the interval reaches 0.2 points
+    assert not loop.stop_after(head, 7)
+    assert loop.state[family[0]] == "running"
+    assert all(loop.state[c] == "planned" for c in family[1:])
+    # the prediction now starts from what was measured
+    assert family[0].predicted["drop"] > 0.03
+    loop.val_ci[7] = (0.021, 0.039)  # confidently over: the family stops, nothing else does
+    assert loop.stop_after(head, 7)
+    assert all(loop.state[c].startswith("stopped early (distill to 2 layers lost 3.00 points")
+               for c in family)
+    assert all(loop.state[c] == "planned" for c in others)
+
+
 def test_a_cancelled_search_keeps_what_it_finished(tiny_model_dir, tiny_csv) -> None:
     from engine import search as S
     from engine.search import records

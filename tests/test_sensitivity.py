@@ -42,7 +42,7 @@ def test_map_has_one_score_per_layer_and_part_on_validation_only(
     seen = spy_texts(monkeypatch, S, "logits_of")
     job = sensitivity_job(tiny_model_dir, tiny_csv)
     sens = job["metrics"]["sensitivity"]
-    assert sens["split"] == "validation" and sens["examples"] == len(data.val_judge) == 4
+    assert sens["split"] == "validation" and sens["examples"] == len(data.val_judge) == 8
     assert sens["parts"] == ["embeddings", *LINEARS] and sens["layers"] == 2
     keys = [(r["layer"], r["part"]) for r in sens["quant"]]
     assert keys == [(None, "embeddings")] + [(i, p) for i in range(2) for p in LINEARS]

@@ -13,7 +13,8 @@ Selection is on the validation split only (its judging half, `Dataset.val_judge`
 picked checkpoints on the other half, so drops there are not inflated): after each step the
 search runs one validation pass of the step's model in its own process (the runner
 evaluates on the test split and is left unchanged).
-A chain whose prefix already loses more than the budget is stopped there.
+A chain whose prefix is measured is stopped there when even the low end of that drop's
+95 % interval, plus what its later steps are predicted to lose, is over the budget.
 The winner is then reported on the test split against the starting model (bootstrap interval,
 McNemar's test). The search's state is a JSON record (engine/search/records.py), written after
 every step, so the Search page shows it live and after a reload; a cancelled search keeps

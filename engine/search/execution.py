@@ -47,9 +47,9 @@ def val_correct(model_id: str, data) -> np.ndarray:
     (Dataset.val_judge), [n] bool in its order, so two models' arrays pair example by example;
     the mean is the accuracy the search selects on. Never the test split (the winner is
     reported there), never the half the models' training picked its checkpoints on (that
-    overstates every drop). Known flaw: the embedded teacher's recipe (finetune v4) was chosen
-    on this half, so the teacher reads high here (86.8 % against 83.6 % on test) and drops
-    from it read high too (distill to 4 layers: 2.2 points here, 1.15 on test; 2026-12-08)."""
+    overstates every drop). 1,000 Rotten Tomatoes examples since 2026-12-08 (500 before, on
+    which the teacher's recipe had been chosen: it read 86.8 % there against 83.6 % on test,
+    and distill to 4 layers lost 2.2 points there against 1.15 on test)."""
     from engine.toolkit import checkpoints as M
     from engine.toolkit import device as dev
     from engine.toolkit.evaluation import predict
@@ -63,9 +63,9 @@ def val_correct(model_id: str, data) -> np.ndarray:
 
 def drop_interval(start: np.ndarray, cand: np.ndarray) -> tuple[float, float]:
     """The paired 95 % bootstrap interval of the accuracy a candidate lost against the start
-    on the same judging examples (fractions; positive = lost). On the 500-example half it spans
-    4 to 6 points (the 60-minute search of 2026-12-07): a 2-point budget is judged inside
-    that noise."""
+    on the same judging examples (fractions; positive = lost). On the former 500-example half
+    it spanned 4 to 6 points (the 60-minute search of 2026-12-07), so a 2-point budget was
+    judged inside that noise; the 1,000-example half narrows it by about 1 / sqrt(2)."""
     from engine.reports.stats import difference_ci
 
     _, low, high = difference_ci(cand, start)  # start minus candidate

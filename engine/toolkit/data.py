@@ -23,7 +23,11 @@ import pandas as pd
 DATASET_IDS = ("rotten-tomatoes", "bbc-news", "csv:PATH")
 SPLIT_SEED = 20240601  # never change: it would silently move examples between splits
 TEST_FRACTION, TEST_CAP = 0.2, 2000  # Rotten Tomatoes: 2,000 test examples as in DESIGN.md
-VAL_FRACTION, VAL_CAP = 0.1, 1000
+# Validation: 2,000 Rotten Tomatoes examples since 2026-12-08 (was 1,000): its first half is
+# what training picks checkpoints on (the whole former validation split, unchanged), its second
+# half the judge (1,000 examples that were training examples before). A 500-example judge gave a
+# 95 % interval of about +-2.6 points on a drop: a 2-point budget could not be judged there.
+VAL_FRACTION, VAL_CAP = 0.2, 2000
 
 
 class DatasetError(ValueError):
@@ -73,6 +77,10 @@ class Dataset:
     # points apart, so drops judged there were overstated by about 2 points and the search
     # stopped chains that were within budget on test. Training picks on one half, the lab
     # judges (sensitivity, accuracy-aware int8, the search) on the other.
+    # The judge grew from 500 to 1,000 Rotten Tomatoes examples (VAL_CAP): on 500, a drop's
+    # interval spanned about 5 points, and the teacher's recipe (finetune v4) had been chosen
+    # on those 500, so they flattered it (86.8 % there, 83.6 % on test). The new judging half
+    # was training data before, so no model or recipe of the lab was ever chosen on it.
     @functools.cached_property
     def val_select(self) -> Split:
         """The first half of the validation split (rounded up): training's checkpoint

@@ -73,7 +73,7 @@ def validation_sample(dataset, n: int) -> tuple[list[str], list[int]]:
     val = dataset.val_judge
     if not len(val):
         raise LabError(f"{dataset.name} has no validation examples to score on; use a larger "
-                       f"dataset (the validation split is 10 % of it)")
+                       f"dataset (the validation split is 20 % of it)")
     n = len(val) if n <= 0 else min(n, len(val))
     return list(val.texts[:n]), list(val.labels[:n])
 
