@@ -10,6 +10,7 @@ import getpass
 import hashlib
 import hmac
 import json
+import logging
 import re
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,8 @@ from engine.toolkit.data import DatasetError, load_dataset
 from storage import jobs as store
 from storage import settings
 from storage.models import CANCELLED, DONE, FAILED, Job
+
+log = logging.getLogger("engine.submit")
 
 # The embedded teacher: MiniLM-L6 fine-tuned on Rotten Tomatoes with FinetuneConfig's defaults.
 TEACHER = {"method": "finetune", "model": "minilm-l6", "dataset": "rotten-tomatoes"}
@@ -47,6 +50,13 @@ def ensure_teacher(owner: str | None = None, fresh: bool = False) -> int | None:
 
     recipe = teacher_recipe()
     row = store.find_model(DEFAULT_ALIAS)
+    if row is not None and _trained_on_another_split(row, recipe):
+        # its training examples are not this dataset's training split (since 2026-12-08 a
+        # thousand of them judge the search): it stays as job:N, `default` is built again
+        log.warning("the default teacher (%s) was trained on an older split of %s; "
+                    "building it again", row.name, recipe["dataset"])
+        store.release_alias(DEFAULT_ALIAS)
+        row = None
     if row is not None:
         if row.job_id is not None:
             _cache_teacher(row.job_id, recipe)
@@ -62,6 +72,33 @@ def ensure_teacher(owner: str | None = None, fresh: bool = False) -> int | None:
     return store.enqueue(TEACHER["method"], cfg, TEACHER["model"], TEACHER["dataset"],
                          alias=DEFAULT_ALIAS, owner=check_owner(owner), work_key=key,
                          reuse=not fresh)
+
+
+def default_job(owner: str | None = None) -> int | None:
+    """The job whose output is `default`: the teacher's, or the job building it (queued when
+    it is missing or was trained on an older split; ensure_teacher)."""
+    building = ensure_teacher(owner)
+    row = store.find_model(DEFAULT_ALIAS)
+    return row.job_id if row is not None else building
+
+
+def _trained_on_another_split(row: Any, recipe: dict[str, Any]) -> bool:
+    """Whether the default teacher's model row was made on other splits of the recipe's
+    dataset than today's: its info's dataset_fingerprint differs, or (a row from before
+    2026-12-08, which recorded none) its job's work key, which holds the dataset's content,
+    is not the recipe's. A row with neither (imported from an older pack) is left alone."""
+    data = load_dataset(recipe["dataset"])
+    made_on = (row.info or {}).get("dataset_fingerprint")
+    if made_on is not None:
+        return made_on != data.fingerprint
+    if row.source != "job" or row.job_id is None:
+        return False
+    try:
+        job = store.load_job(row.job_id)
+    except store.JobNotFound:
+        return False
+    return job.work_key is not None and job.work_key != work_key(
+        recipe["method"], recipe["config"], recipe["model"], data, None)
 
 
 def _cache_teacher(job_id: int, recipe: dict[str, Any]) -> None:
@@ -82,8 +119,7 @@ def _cache_teacher(job_id: int, recipe: dict[str, Any]) -> None:
 def _input_job(model: str, owner: str | None = None) -> int | None:
     """For `default` and `job:ID`: the id of the job whose output is the input (if any)."""
     if model == DEFAULT_ALIAS:
-        row = store.find_model(DEFAULT_ALIAS)
-        return row.job_id if row is not None else ensure_teacher(owner)
+        return default_job(owner)
     if model.startswith("job:"):
         raw = model[4:]
         if not raw.isdigit():

@@ -137,6 +137,50 @@ def test_teacher_cache_hit_miss_and_fresh(tiny_model_dir, tiny_csv, tmp_path,
     assert ensure_teacher() is not None, "a changed recipe misses the cache"
 
 
+def test_a_teacher_from_an_older_split_is_built_again(tiny_model_dir, tiny_csv, tmp_path,
+                                                      monkeypatch) -> None:
+    """A `default` teacher trained on other splits of its dataset (a lab from before the
+    validation split grew) loses the alias to a new build, and stays as job:N; one that
+    recorded no splits is judged by its job's work key (today's: kept; another: rebuilt)."""
+    from engine import submit as S
+
+    data = tmp_path / "teacher.csv"
+    data.write_text(tiny_csv.read_text())
+    recipe = {"method": "finetune", "model": str(tiny_model_dir), "dataset": f"csv:{data}"}
+    monkeypatch.setattr(S, "TEACHER", recipe)
+    monkeypatch.setattr(S, "teacher_recipe", lambda: {**recipe, "config": S.build_config(
+        "finetune", ["max_steps=2", "max_length=16"]).to_json()})
+
+    def resplit(n: int) -> None:  # more rows: every split moves, as when VAL_CAP grew
+        lines = tiny_csv.read_text().splitlines()
+        extra = [line.replace('",', f' (copy {n})",', 1) for line in lines[1:9]]
+        data.write_text("\n".join(lines + extra * n) + "\n")
+
+    def forget_fingerprint() -> None:  # a row made before rows recorded their splits
+        row = store.find_model("default")
+        info = {k: v for k, v in row.info.items() if k != "dataset_fingerprint"}
+        store.register_model(row.name, row.path, row.source, job_id=row.job_id,
+                             alias="default", info=info)
+
+    assert _run(ensure_teacher())["status"] == "done"
+    first = store.find_model("default")
+    assert first.info["dataset_fingerprint"] == S.load_dataset(f"csv:{data}").fingerprint
+    assert ensure_teacher() is None, "today's split: kept"
+
+    resplit(1)
+    job_id = ensure_teacher()
+    assert job_id is not None and store.find_model("default") is None
+    assert store.pending_alias_job("default") == job_id == ensure_teacher()
+    assert _run(job_id)["status"] == "done"
+    assert store.find_model("default").name == f"job:{job_id}"
+    assert store.find_model(first.name).alias is None, "the old teacher stays, by name"
+
+    forget_fingerprint()
+    assert ensure_teacher() is None and store.find_model("default").name == f"job:{job_id}"
+    resplit(2)
+    assert ensure_teacher() not in (None, job_id), "another split by its work key: rebuilt"
+
+
 def test_pack_verbs_on_the_command_line(tmp_path, capsys) -> None:
     from engine.cli import main
 

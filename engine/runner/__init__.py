@@ -242,6 +242,9 @@ def _run(job: Job, attempt: int, device: str, partial: Path) -> str:
                          alias=job.alias, method=job.method, size_mb=size_mb,
                          info={"label_names": ctx.dataset.label_names,
                                "dataset": job.dataset, "input_model": job.model,
+                               # the splits it trained on (a teacher from an older split is
+                               # rebuilt: engine.submit.ensure_teacher)
+                               "dataset_fingerprint": ctx.dataset.fingerprint,
                                "max_length": ecfg.max_length},
                          **facts)
 

@@ -9,7 +9,6 @@ import time
 import numpy as np
 
 from engine.search import records
-from storage import jobs as store
 
 SEQ_LEN = 64  # the methods' default max_length: candidates are built and timed at it
 POLL_S = 0.5
@@ -32,11 +31,10 @@ def execute(job_id: int, search_id: int | None = None, deadline: float | None = 
 
 def start_job(model: str) -> int | None:
     """The job whose output is `model` (building the teacher when `default` is missing)."""
-    from engine.submit import DEFAULT_ALIAS, ensure_teacher
+    from engine.submit import DEFAULT_ALIAS, default_job
 
     if model == DEFAULT_ALIAS:
-        row = store.find_model(DEFAULT_ALIAS)
-        return row.job_id if row is not None else ensure_teacher()
+        return default_job()
     if model.startswith("job:"):
         return int(model[4:])
     return None

@@ -4,7 +4,7 @@
                complete, fail, mark_cancelled, request_cancel, reap_stale, owner_usage
     guard      the compare-and-set on a claim (status running AND the same attempts)
     results    save_results, predictions, latest_metrics_for
-    catalogue  register_model, find_model, list_models
+    catalogue  register_model, find_model, list_models, release_alias
     workers    register_worker, worker_heartbeat, worker_stopped, alive_workers, worker_names
     reading    get_job, list_jobs (both refresh first: reap, answer waiters), count_jobs...
     reuse      find_identical, answer_waiters (identical work answered from one run)
@@ -13,7 +13,7 @@
 Where a job's files go is storage.artifacts.job_dir.
 """
 
-from storage.jobs.catalogue import find_model, list_models, register_model
+from storage.jobs.catalogue import find_model, list_models, register_model, release_alias
 from storage.jobs.delete import delete_job, dependents
 from storage.jobs.errors import JobNotFound, QueueFull, StaleClaim
 from storage.jobs.queue import (
@@ -58,6 +58,7 @@ __all__ = [
     "dependents", "enqueue", "fail", "find_identical", "find_model", "finish", "get_job",
     "head_score_jobs", "job_as_dict", "latest_metrics_for", "list_jobs", "list_models",
     "load_job", "mark_cancelled", "owner_usage", "pending_alias_job", "predictions",
-    "reap_stale", "refresh", "register_model", "register_worker", "report_progress",
+    "reap_stale", "refresh", "register_model", "register_worker", "release_alias",
+    "report_progress",
     "request_cancel", "save_results", "worker_heartbeat", "worker_names", "worker_stopped",
 ]

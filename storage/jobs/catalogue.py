@@ -28,6 +28,12 @@ def upsert_model(s: Session, name: str, path: str, source: str, job_id: int | No
     s.flush()
 
 
+def release_alias(alias: str) -> None:
+    """Take `alias` off whichever model has it; the model stays, under its name (job:N)."""
+    with session_scope() as s:
+        s.execute(update(ModelRecord).where(ModelRecord.alias == alias).values(alias=None))
+
+
 def register_model(name: str, path: str, source: str, job_id: int | None = None,
                    alias: str | None = None, **fields: Any) -> None:
     """Insert or update the model row `name` (and move `alias` onto it), in its own
