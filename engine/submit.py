@@ -86,7 +86,9 @@ def _trained_on_another_split(row: Any, recipe: dict[str, Any]) -> bool:
     """Whether the default teacher's model row was made on other splits of the recipe's
     dataset than today's: its info's dataset_fingerprint differs, or (a row from before
     2026-12-08, which recorded none) its job's work key, which holds the dataset's content,
-    is not the recipe's. A row with neither (imported from an older pack) is left alone."""
+    is not the recipe's. That key also holds the recipe and the base model's files, so such a
+    row is rebuilt when those changed too; every row of that age trained on the old split. A
+    row with neither (imported from an older pack) is left alone."""
     data = load_dataset(recipe["dataset"])
     made_on = (row.info or {}).get("dataset_fingerprint")
     if made_on is not None:
