@@ -76,9 +76,14 @@ def ensure_teacher(owner: str | None = None, fresh: bool = False) -> int | None:
 
 def default_job(owner: str | None = None) -> int | None:
     """The job whose output is `default`: the teacher's, or the job building it (queued when
-    it is missing or was trained on an older split; ensure_teacher)."""
-    building = ensure_teacher(owner)
+    it is missing or was trained on an older split; ensure_teacher). A sound teacher costs
+    one look-up: filing it in the machine's cache is left to the dashboard's start and the
+    worker (every submit on `default` comes here)."""
     row = store.find_model(DEFAULT_ALIAS)
+    if row is not None and not _trained_on_another_split(row, teacher_recipe()):
+        return row.job_id
+    building = ensure_teacher(owner)
+    row = store.find_model(DEFAULT_ALIAS)  # restored from the cache, or None while building
     return row.job_id if row is not None else building
 
 
